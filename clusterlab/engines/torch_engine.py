@@ -1,0 +1,170 @@
+"""The PyTorch engine: blocked GEMM + fused argmin, on CPU threads or a CUDA device."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from clusterlab.engines.base import Engine, chunk_rows, shift_blocks
+
+
+class TorchEngine(Engine):
+    """Engine over torch tensors on one device (CPU or CUDA)."""
+
+    name = "torch"
+
+    def __init__(self, device="cpu"):
+        self.device = torch.device(device)
+        self.device_type = self.device.type
+
+    def from_input(self, a):
+        if isinstance(a, torch.Tensor):
+            return a.detach()
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+    def to_output(self, a, like):
+        if isinstance(like, torch.Tensor):
+            return a.to(like.device)
+        return a.cpu().numpy()
+
+    def to_host(self, a):
+        return a.cpu().numpy()
+
+    def index(self, idx):
+        return torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
+
+    @torch.no_grad()
+    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
+        n, k = x.shape[0], c.shape[0]
+        rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
+        dist = torch.empty(n, dtype=x.dtype, device=x.device)
+        labels = torch.empty(n, dtype=torch.int64, device=x.device)
+        ct = c.T.contiguous()  # (d, K)
+        if metric == "euclidean":
+            c_sq = (c * c).sum(1)  # (K,)
+            if x_sq is None:
+                x_sq = self.row_sqnorms(x)
+        for s in range(0, n, rows):
+            e = min(s + rows, n)
+            if metric == "euclidean":
+                g = torch.addmm(c_sq, x[s:e], ct, beta=1.0, alpha=-2.0)  # (B, K) ||c||^2 - 2 x.c
+                best, lab = g.min(1)
+                torch.clamp_min(best + x_sq[s:e], 0.0, out=dist[s:e])
+            else:
+                g = x[s:e] @ ct  # (B, K) cosines
+                best, lab = g.max(1)
+                torch.clamp_min(1.0 - best, 0.0, out=dist[s:e])
+            labels[s:e] = lab
+        return dist, labels
+
+    @torch.no_grad()
+    def pairwise(self, x, c, *, metric="euclidean", x_sq=None):
+        g = x @ c.T  # (n, t)
+        if metric == "cosine":
+            return (1.0 - g).clamp_min_(0.0)
+        if x_sq is None:
+            x_sq = self.row_sqnorms(x)
+        return (x_sq[:, None] - 2.0 * g + (c * c).sum(1)[None, :]).clamp_min_(0.0)
+
+    @torch.no_grad()
+    def cluster_sums(self, x, labels, w, k):
+        sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)  # (k, d)
+        sums.index_add_(0, labels, x if w is None else x * w[:, None])
+        counts = torch.bincount(labels, weights=w, minlength=k).to(x.dtype)  # (k,)
+        return sums, counts
+
+    @torch.no_grad()
+    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+        m, n = y.shape[0], x.shape[0]
+        bq, bs = shift_blocks(m, n, x.element_size(), self.device_type, chunk_size)
+        if x_sq is None:
+            x_sq = self.row_sqnorms(x)
+        out = torch.empty_like(y)
+        h2 = float(bandwidth) ** 2
+        for s in range(0, m, bq):
+            ys = y[s:s + bq]
+            y_sq = self.row_sqnorms(ys)[:, None]  # (B, 1)
+            if bs >= n:
+                # All sources in one block: the kernel weights are one softmax.
+                d2 = torch.addmm(x_sq[None, :], ys, x.T, beta=1.0, alpha=-2.0).add_(y_sq)  # (B, N)
+                if kernel == "gaussian":
+                    out[s:s + bq] = torch.softmax(d2.mul_(-0.5 / h2), dim=1) @ x  # (B, d)
+                    continue
+                wts = (d2 <= h2).to(x.dtype)  # (B, N) flat kernel
+                tot, num = wts.sum(1), wts @ x
+            else:
+                # Online softmax over source blocks (as flash attention).
+                run_max = torch.full((len(ys),), -torch.inf, dtype=x.dtype, device=x.device)
+                tot = torch.zeros(len(ys), dtype=x.dtype, device=x.device)  # (B,)
+                num = torch.zeros_like(ys)  # (B, d)
+                for t in range(0, n, bs):
+                    xs = x[t:t + bs]
+                    d2 = torch.addmm(x_sq[None, t:t + bs], ys, xs.T, beta=1.0, alpha=-2.0)
+                    d2.add_(y_sq)  # (B, S) squared distances
+                    if kernel == "gaussian":
+                        d2.mul_(-0.5 / h2)
+                        new_max = torch.maximum(run_max, d2.amax(1))  # (B,)
+                        scale = torch.exp(run_max - new_max)  # (B,), 0 on the first block
+                        wts = torch.exp(d2 - new_max[:, None])  # (B, S)
+                        tot = tot * scale + wts.sum(1)
+                        num = num * scale[:, None] + wts @ xs
+                        run_max = new_max
+                    else:
+                        wts = (d2 <= h2).to(x.dtype)  # (B, S) flat kernel
+                        tot += wts.sum(1)
+                        num += wts @ xs
+            ok = (tot > 0)[:, None]  # a flat window may hold no point: the point stays
+            out[s:s + bq] = torch.where(ok, num / tot.clamp_min(1e-30)[:, None], ys)
+        return out
+
+    @torch.no_grad()
+    def kth_distance(self, q, x, kth, *, chunk_size=None):
+        m, n = q.shape[0], x.shape[0]
+        rows = chunk_rows(m, n, x.element_size(), self.device_type, chunk_size)
+        x_sq = self.row_sqnorms(x)
+        out = torch.empty(m, dtype=x.dtype, device=x.device)
+        for s in range(0, m, rows):
+            qs = q[s:s + rows]
+            d2 = torch.addmm(x_sq[None, :], qs, x.T, beta=1.0, alpha=-2.0)  # (B, N)
+            d2 += self.row_sqnorms(qs)[:, None]
+            out[s:s + rows] = torch.kthvalue(d2, kth, dim=1).values
+        return out.clamp_min_(0.0).sqrt_()
+
+    # --- small helpers -------------------------------------------------------
+    def copy(self, a):
+        return a.clone()
+
+    def mean_rows(self, x, w=None):
+        if w is None:
+            return x.mean(0)
+        return (w @ x) / w.sum()
+
+    def normalize_rows(self, x):
+        return x / torch.linalg.vector_norm(x, dim=1, keepdim=True)
+
+    def row_sqnorms(self, x):
+        return (x * x).sum(1)
+
+    def total(self, v, w=None):
+        return v.sum(dtype=torch.float64) if w is None else (v * w).sum(dtype=torch.float64)
+
+    def cumsum(self, v):
+        return torch.cumsum(v, 0)
+
+    def searchsorted(self, sorted_v, values):
+        vals = torch.as_tensor(np.asarray(values), dtype=sorted_v.dtype, device=sorted_v.device)
+        idx = torch.searchsorted(sorted_v, vals, right=True)
+        return idx.clamp_max_(len(sorted_v) - 1)
+
+    def topk(self, v, m):
+        return torch.topk(v, m).indices
+
+    def minimum(self, a, b):
+        return torch.minimum(a, b)
+
+    def where_rows(self, mask, a, b):
+        return torch.where(mask[:, None], a, b)
+
+    def scalars(self, *values):
+        vals = [torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in values]
+        return torch.stack(vals).tolist()

@@ -1,0 +1,412 @@
+"""k-means: initialisation, one Lloyd loop over an engine, empty-cluster repair, results.
+
+The loop is written once, against the small interface of :mod:`clusterlab.engines`;
+the NumPy and torch engines (CPU or CUDA) supply the kernels.
+
+Two details keep results right:
+
+* **Precision.** Distances are computed as ``||x||^2 - 2 x.c + ||c||^2`` (one matrix
+  product), which cancels badly for data far from the origin. The data are therefore
+  centred once (``x - mean``) before any distance is computed, and the mean is added
+  back to the returned centroids: data offset by 1e4 cluster exactly as centred data.
+* **Empty clusters.** A cluster that loses all its points is moved onto the point that
+  is currently worst served (the largest weighted distance to its centroid), as
+  scikit-learn does. Unlike faiss's split of the largest cluster with a small
+  perturbation, this provably never increases the objective, so the objective is
+  non-increasing at every iteration. Each repair is counted in ``history[i]["n_split"]``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clusterlab._validate import (
+    check_array,
+    check_centroids,
+    check_choice,
+    check_float,
+    check_int,
+    check_k,
+    check_seed,
+    check_weights,
+)
+from clusterlab.engines import get_engine
+
+METRICS = ("euclidean", "cosine")
+INITS = ("k-means++", "random")
+
+
+@dataclass
+class KMeansResult:
+    """The result of :func:`kmeans`.
+
+    Attributes
+    ----------
+    centroids : array, shape (k, d)
+        Same kind as the input (NumPy in, NumPy out; torch in, torch out, same device).
+        Unit rows for ``metric="cosine"``.
+    labels : array, shape (n,), int64
+        Index of the nearest centroid of each point, for the returned centroids.
+    inertia : float
+        The objective of the returned centroids and labels: the sum of (weighted)
+        squared distances, or of ``1 - cos`` for ``metric="cosine"``.
+    n_iter : int
+        Number of Lloyd updates performed (in the best of the ``n_init`` runs).
+    history : list of dict
+        One dict per iteration, like faiss's ``iteration_stats``: ``obj`` (the objective
+        after the iteration), ``time`` (seconds since the run started), ``imbalance``
+        (``k * sum(n_j^2) / n^2``, 1 when all clusters have the same size), ``n_split``
+        (empty clusters repaired in the iteration) and ``shift`` (sum of squared
+        centroid moves).
+    """
+
+    centroids: object
+    labels: object
+    inertia: float
+    n_iter: int
+    history: list = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        shape = tuple(self.centroids.shape)
+        return (
+            f"KMeansResult(centroids: {shape}, inertia={self.inertia:.6g}, "
+            f"n_iter={self.n_iter})"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Preparation shared by kmeans, assign and kmeans_plusplus
+# --------------------------------------------------------------------------------------
+
+
+def _prepare(eng, x, w, metric, name="x"):
+    """Move validated data into the engine and into the frame distances are taken in.
+
+    Returns ``(xp, offset, x_sq)``: centred data (Euclidean) or unit rows (cosine), the
+    offset to add back to centroids (or ``None``), and the (n,) squared norms of ``xp``.
+    """
+    xe = eng.from_input(x)
+    if metric == "cosine":
+        sq = eng.row_sqnorms(xe)
+        zero = eng.to_host(sq <= 0)
+        if zero.any():
+            i = int(np.flatnonzero(zero)[0])
+            raise ValueError(
+                f"{name} has {int(zero.sum())} row(s) of norm zero (first: row {i}); "
+                "metric='cosine' is undefined for them"
+            )
+        xp = eng.normalize_rows(xe)
+        return xp, None, None
+    offset = eng.mean_rows(xe, w)
+    xp = xe - offset
+    return xp, offset, eng.row_sqnorms(xp)
+
+
+def _frame(eng, c, offset, metric):
+    """Put user centroids into the frame of the prepared data."""
+    if metric == "cosine":
+        sq = eng.to_host(eng.row_sqnorms(c) <= 0)
+        if sq.any():
+            raise ValueError(
+                f"initial centroid {int(np.flatnonzero(sq)[0])} has norm zero; "
+                "metric='cosine' needs non-zero centroids"
+            )
+        return eng.normalize_rows(c)
+    return c - offset
+
+
+def _unframe(c, offset):
+    return c if offset is None else c + offset
+
+
+# --------------------------------------------------------------------------------------
+# Initialisation
+# --------------------------------------------------------------------------------------
+
+
+def _kmeans_plusplus(eng, xp, k, w, rng, metric, x_sq, n_trials=None):
+    """Greedy k-means++ (D^2 sampling with local trials), in the prepared frame.
+
+    Each new centre is drawn with probability proportional to the (weighted) distance to
+    the nearest centre chosen so far; of ``n_trials`` draws (``2 + log k``, as in
+    Arthur & Vassilvitskii and scikit-learn) the one that lowers the potential most is
+    kept. Costs O(n k d * n_trials); the random draws come from ``rng`` only.
+    Returns the (k,) NumPy indices of the chosen points.
+    """
+    n = xp.shape[0]
+    if n_trials is None:
+        n_trials = 2 + int(math.log(k))
+    w_host = None if w is None else eng.to_host(w).astype(np.float64)
+    p = None if w_host is None else w_host / w_host.sum()
+    first = int(rng.choice(n, p=p))
+    chosen = [first]
+    closest = eng.pairwise(xp, xp[first:first + 1], metric=metric, x_sq=x_sq)[:, 0]  # (n,)
+    for _ in range(1, k):
+        pot = closest if w is None else closest * w  # (n,)
+        cum = eng.cumsum(pot)
+        (total,) = eng.scalars(cum[-1])
+        r = rng.random(n_trials) * total
+        cand = eng.searchsorted(cum, r)  # (t,) candidate indices
+        d_c = eng.pairwise(xp, xp[cand], metric=metric, x_sq=x_sq)  # (n, t)
+        d_c = eng.minimum(d_c, closest[:, None])
+        pots = (d_c if w is None else d_c * w[:, None]).sum(0)  # (t,)
+        best = int(eng.to_host(pots).argmin())
+        closest = d_c[:, best]
+        chosen.append(int(eng.to_host(cand)[best]))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _random_init(eng, xp, k, w, rng):
+    """k distinct points drawn uniformly (among points of positive weight, if enough)."""
+    n = xp.shape[0]
+    pool = np.arange(n)
+    if w is not None:
+        positive = np.flatnonzero(eng.to_host(w) > 0)
+        if len(positive) >= k:
+            pool = positive
+    idx = rng.choice(pool, size=k, replace=False)
+    return eng.copy(xp[eng.index(idx)])
+
+
+# --------------------------------------------------------------------------------------
+# The Lloyd loop
+# --------------------------------------------------------------------------------------
+
+
+def _lloyd(eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size):
+    """Lloyd iterations from centroids ``c``; returns (c, dist, labels, obj, history).
+
+    Every iteration is an update (M-step, with empty-cluster repair) followed by an
+    assignment (E-step), so the returned labels and objective always belong to the
+    returned centroids.
+    """
+    k = c.shape[0]
+    t0 = time.perf_counter()
+    dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+    (obj,) = eng.scalars(eng.total(dist, w))
+    history = []
+    for _ in range(max_iter):
+        sums, counts = eng.cluster_sums(xp, labels, w, k)  # (k, d), (k,)
+        empty = counts <= 0  # (k,)
+        if metric == "cosine":
+            empty = empty | (eng.row_sqnorms(sums) <= 0)
+            new_c = eng.normalize_rows(sums)
+        else:
+            new_c = sums / (counts + empty)[:, None]  # empty rows: 0 / 1, replaced below
+        new_c = eng.where_rows(empty, c, new_c)
+        n_empty, imbalance = eng.scalars(empty.sum(), (counts * counts).sum() * k / counts.sum() ** 2)
+        n_empty = int(n_empty)
+        if n_empty:
+            worst = eng.topk(dist if w is None else dist * w, n_empty)  # worst-served points
+            new_c[empty] = xp[worst]
+        shift = eng.row_sqnorms(new_c - c).sum()
+        c = new_c
+        dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+        obj, shift = eng.scalars(eng.total(dist, w), shift)
+        history.append(
+            {
+                "obj": obj,
+                "time": time.perf_counter() - t0,
+                "imbalance": imbalance,
+                "n_split": n_empty,
+                "shift": shift,
+            }
+        )
+        if tol_abs > 0 and shift <= tol_abs:
+            break
+    return c, dist, labels, obj, history
+
+
+# --------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------
+
+
+def kmeans(
+    x,
+    k,
+    *,
+    init="k-means++",
+    n_init=1,
+    max_iter=100,
+    tol=1e-4,
+    metric="euclidean",
+    weights=None,
+    seed=0,
+    backend="auto",
+    chunk_size=None,
+):
+    """Cluster the rows of ``x`` into ``k`` groups with Lloyd's algorithm.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+        Data. float32 and float64 are kept; integers and float16 are upcast.
+    k : int
+        Number of clusters, ``1 <= k <= n``.
+    init : {"k-means++", "random"} or array of shape (k, d)
+        Greedy k-means++ (D^2 sampling), k distinct random points, or given centroids.
+        With given centroids only one run is made (``n_init`` is ignored, with a warning).
+    n_init : int
+        Number of runs from different initialisations; the lowest inertia is kept.
+    max_iter : int
+        Maximum number of Lloyd iterations per run (0 returns the initial centroids).
+    tol : float
+        Stop when the sum of squared centroid moves is at most ``tol`` times the mean
+        per-feature variance of ``x`` (scikit-learn's rule). ``tol=0`` runs exactly
+        ``max_iter`` iterations, as benchmarks need.
+    metric : {"euclidean", "cosine"}
+        ``"cosine"`` is spherical k-means: rows are compared by angle, centroids have
+        unit norm and the inertia is the sum of ``1 - cos``.
+    weights : array_like, shape (n,), optional
+        Non-negative sample weights (not all zero).
+    seed : int
+        Seed of all random choices; the same seed gives the same result.
+    backend : {"auto", "numpy", "torch", "keops"}
+        Engine; ``"auto"`` uses torch when installed.
+    chunk_size : int, optional
+        Rows per block of the (n, k) distance matrix; by default sized from a memory
+        budget (:data:`clusterlab.engines.base.BLOCK_BUDGET`).
+
+    Returns
+    -------
+    KMeansResult
+        ``centroids`` (k, d), ``labels`` (n,), ``inertia``, ``n_iter``, ``history``.
+
+    Examples
+    --------
+    >>> import clusterlab as cl
+    >>> x, y, centers = cl.data.make_six_blobs(seed=0)
+    >>> res = cl.kmeans(x, 6, seed=0)
+    >>> res.centroids.shape
+    (6, 2)
+    """
+    x = check_array(x, "x")
+    n = x.shape[0]
+    k = check_k(k, n)
+    metric = check_choice(metric, "metric", METRICS)
+    n_init = check_int(n_init, "n_init", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=0)
+    tol = check_float(tol, "tol", nonnegative=True)
+    seed = check_seed(seed)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    w = check_weights(weights, x)
+    given = None
+    if isinstance(init, str):
+        check_choice(init, "init", INITS)
+    else:
+        given = check_centroids(init, x, k, name="init")
+        if n_init > 1:
+            warnings.warn(
+                f"init is an array, so one run is made (n_init={n_init} ignored)",
+                stacklevel=2,
+            )
+            n_init = 1
+
+    eng = get_engine(backend, x)
+    we = None if w is None else eng.from_input(w)
+    xp, offset, x_sq = _prepare(eng, x, we, metric)
+    # scikit-learn's tolerance: tol times the mean per-feature variance.
+    (mean_sq, centre_sq) = eng.scalars(eng.row_sqnorms(xp).mean(), (eng.mean_rows(xp) ** 2).sum())
+    tol_abs = tol * max(mean_sq - centre_sq, 0.0) / x.shape[1]
+
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(n_init):
+        if given is not None:
+            c0 = _frame(eng, eng.from_input(given), offset, metric)
+        elif init == "k-means++":
+            c0 = eng.copy(xp[eng.index(_kmeans_plusplus(eng, xp, k, we, rng, metric, x_sq))])
+        else:
+            c0 = _random_init(eng, xp, k, we, rng)
+        run = _lloyd(
+            eng, xp, we, c0, max_iter=max_iter, tol_abs=tol_abs, metric=metric,
+            x_sq=x_sq, chunk_size=chunk_size,
+        )
+        if best is None or run[3] < best[3]:
+            best = run
+    c, _, labels, obj, history = best
+    return KMeansResult(
+        centroids=eng.to_output(_unframe(c, offset), x),
+        labels=eng.to_output(labels, x),
+        inertia=float(obj),
+        n_iter=len(history),
+        history=history,
+    )
+
+
+def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto"):
+    """Nearest centroid of every point, computed in blocks (no (n, k, d) tensor).
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+    centroids : array_like or torch.Tensor, shape (k, d)
+        On the same device as ``x``.
+    metric : {"euclidean", "cosine"}
+    chunk_size : int, optional
+        Rows per (rows, k) block; by default sized from a memory budget.
+    backend : {"auto", "numpy", "torch", "keops"}
+
+    Returns
+    -------
+    dist : array, shape (n,)
+        Squared Euclidean distance to the nearest centroid (as faiss returns), or
+        ``1 - cos`` for ``metric="cosine"``.
+    labels : array, shape (n,), int64
+        Index of the nearest centroid.
+    """
+    x = check_array(x, "x")
+    c = check_centroids(centroids, x, name="centroids")
+    metric = check_choice(metric, "metric", METRICS)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    eng = get_engine(backend, x)
+    ce = eng.from_input(c)
+    if metric == "cosine":
+        xp, _, x_sq = _prepare(eng, x, None, metric)
+        cp = _frame(eng, ce, None, metric)
+    else:
+        # Centre on the centroids' mean (cheap: k rows) so distances keep their digits.
+        offset = eng.mean_rows(ce)
+        xp = eng.from_input(x) - offset
+        cp = ce - offset
+        x_sq = eng.row_sqnorms(xp)
+    dist, labels = eng.assign(xp, cp, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+    return eng.to_output(dist, x), eng.to_output(labels, x)
+
+
+def kmeans_plusplus(x, k, *, seed=0, weights=None, backend="auto"):
+    """Greedy k-means++ initial centroids.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+    k : int
+        Number of centroids, ``1 <= k <= n``.
+    seed : int
+        Seed of the D^2 draws.
+    weights : array_like, shape (n,), optional
+        Non-negative sample weights: a point of weight 2 counts as two copies.
+    backend : {"auto", "numpy", "torch", "keops"}
+
+    Returns
+    -------
+    centroids : array, shape (k, d)
+        Rows of ``x``, same kind as ``x``.
+    """
+    x = check_array(x, "x")
+    k = check_k(k, x.shape[0])
+    seed = check_seed(seed)
+    w = check_weights(weights, x)
+    eng = get_engine(backend, x)
+    we = None if w is None else eng.from_input(w)
+    xp, _, x_sq = _prepare(eng, x, we, "euclidean")
+    idx = _kmeans_plusplus(eng, xp, k, we, np.random.default_rng(seed), "euclidean", x_sq)
+    return eng.to_output(eng.copy(eng.from_input(x)[eng.index(idx)]), x)
