@@ -141,9 +141,10 @@ def _kmeans_plusplus(eng, xp, k, w, rng, metric, x_sq, n_trials=None):
     n = xp.shape[0]
     if n_trials is None:
         n_trials = 2 + int(math.log(k))
-    w_host = None if w is None else eng.to_host(w).astype(np.float64)
-    p = None if w_host is None else w_host / w_host.sum()
-    first = int(rng.choice(n, p=p))
+    # The first centre is drawn with probability proportional to the weight, in a way
+    # that consumes the same random number with or without weights.
+    cum_w = np.arange(1.0, n + 1) if w is None else np.cumsum(eng.to_host(w).astype(np.float64))
+    first = min(int(np.searchsorted(cum_w, rng.random() * cum_w[-1], side="right")), n - 1)
     chosen = [first]
     closest = eng.pairwise(xp, xp[first:first + 1], metric=metric, x_sq=x_sq)[:, 0]  # (n,)
     for _ in range(1, k):

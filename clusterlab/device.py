@@ -1,0 +1,304 @@
+"""Device choice and fair timing (d2l's ``try_gpu`` idea, written once).
+
+torch is imported inside the functions that need it, so ``import clusterlab.device``
+is cheap and :func:`format_seconds` / :func:`timeit` of NumPy code never load torch.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+__all__ = [
+    "ENV_VAR",
+    "Timing",
+    "default_device",
+    "device_name",
+    "format_seconds",
+    "synchronize",
+    "timeit",
+]
+
+#: Environment variable read by :func:`default_device` when ``prefer`` is None.
+ENV_VAR = "CLUSTERLAB_DEVICE"
+_PREFER = (None, "auto", "cpu", "cuda")
+_UNITS = ((1e-9, "ns"), (1e-6, "µs"), (1e-3, "ms"), (1.0, "s"))
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def default_device(prefer=None):
+    """The device the course runs on: CUDA when available, else the CPU.
+
+    Parameters
+    ----------
+    prefer : {None, "auto", "cpu", "cuda"}, default None
+        ``"auto"``: CUDA if ``torch.cuda.is_available()``, else CPU.
+        ``"cpu"``: always the CPU. ``"cuda"``: the GPU, and a ``RuntimeError``
+        if there is none (so a notebook that needs a GPU says so plainly).
+        ``None``: the value of the environment variable ``CLUSTERLAB_DEVICE``
+        (read at call time; the notebook runner sets it to ``"cpu"`` so the
+        committed outputs are CPU runs), or ``"auto"`` when it is unset or empty.
+
+    Returns
+    -------
+    torch.device
+    """
+    source = "prefer"
+    if prefer is None:
+        env = os.environ.get(ENV_VAR, "").strip().lower()
+        if env:
+            prefer, source = env, f"environment variable {ENV_VAR}"
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer must be None or one of {_PREFER[1:]}, got {prefer!r}")
+    if prefer not in _PREFER:
+        raise ValueError(f"{source} must be None or one of {_PREFER[1:]}, got {prefer!r}")
+    import torch
+
+    if prefer == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if prefer == "cuda":
+        raise RuntimeError(
+            f"{source}='cuda' but torch.cuda.is_available() is False (no GPU visible)"
+        )
+    return torch.device("cpu")
+
+
+def _as_device(device):
+    """Convert a ``str`` or ``torch.device`` to ``torch.device``, or raise."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(
+            f"device must be a str, a torch.device or None, got {device!r} "
+            f"({type(device).__name__})"
+        )
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"device is not a valid torch device string: {device!r}") from err
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), else the platform's."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    if name:
+                        return name
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_name(device=None) -> str:
+    """A human-readable name of ``device``, for reports and benchmark files.
+
+    Parameters
+    ----------
+    device : str, torch.device or None, default None
+        ``None`` means :func:`default_device`.
+
+    Returns
+    -------
+    str
+        The GPU's name (e.g. ``"NVIDIA H100 80GB HBM3"``) for CUDA devices, else
+        ``"CPU: <model>, <N> threads"`` with torch's intra-op thread count.
+    """
+    dev = default_device() if device is None else _as_device(device)
+    import torch
+
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "cpu":
+        threads = torch.get_num_threads() or os.cpu_count() or 1
+        return f"CPU: {_cpu_model()}, {threads} threads"
+    return str(dev)
+
+
+def synchronize(device=None) -> None:
+    """Wait until all queued work on ``device`` has finished.
+
+    Parameters
+    ----------
+    device : str, torch.device or None, default None
+        CUDA devices: ``torch.cuda.synchronize(device)``. CPU: nothing to wait
+        for. ``None``: synchronise the current CUDA device if torch has already
+        been imported and CUDA initialised, else nothing (torch is not imported).
+    """
+    if device is None:
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return
+    if isinstance(device, str) and device == "cpu":
+        return  # nothing to wait for, and no reason to import torch
+    dev = _as_device(device)
+    if dev.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(dev)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def _unit(s: float) -> tuple[float, str]:
+    """The (scale, unit) that prints ``s`` seconds with 1 to 3 integer digits."""
+    for scale, unit in _UNITS:
+        if float(f"{s / scale:.3g}") < 1000:
+            return scale, unit
+    return _UNITS[-1]
+
+
+def _fmt_value(v: float) -> str:
+    """``v`` with three significant digits, without exponent up to 999."""
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def format_seconds(s) -> str:
+    """Format a duration with three significant digits and a fitting unit.
+
+    Parameters
+    ----------
+    s : float
+        Seconds, finite and ``>= 0``.
+
+    Returns
+    -------
+    str
+        E.g. ``"850 ns"``, ``"12.3 µs"``, ``"4.56 ms"``, ``"1.23 s"``; ``"0 s"``
+        for zero.
+
+    Examples
+    --------
+    >>> format_seconds(0.00456)
+    '4.56 ms'
+    """
+    if isinstance(s, bool) or not isinstance(s, numbers.Real):
+        raise TypeError(f"s must be a real number of seconds, got {s!r}")
+    s = float(s)
+    if not math.isfinite(s) or s < 0:
+        raise ValueError(f"s must be finite and >= 0, got {s}")
+    if s == 0:
+        return "0 s"
+    if s >= 1000:
+        return f"{s:.0f} s"
+    scale, unit = _unit(s)
+    return f"{_fmt_value(float(f'{s / scale:.3g}'))} {unit}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The result of :func:`timeit`.
+
+    Attributes
+    ----------
+    median : float
+        Median of ``times`` in seconds.
+    times : tuple of float
+        The ``repeat`` timed calls, in seconds, in call order.
+    first : float
+        The first call in seconds (a warm-up call when ``warmup >= 1``): this is
+        where compile or cache-filling cost shows.
+    repeat : int
+        Number of timed calls.
+    """
+
+    median: float
+    times: tuple
+    first: float
+    repeat: int
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation of ``times`` in seconds."""
+        return statistics.pstdev(self.times) if len(self.times) > 1 else 0.0
+
+    @property
+    def min(self) -> float:
+        """Fastest timed call in seconds."""
+        return min(self.times)
+
+    def __str__(self) -> str:
+        if self.median <= 0:
+            return f"{format_seconds(max(self.median, 0.0))} (median of {self.repeat})"
+        scale, unit = _unit(self.median)
+        spread = self.std / scale
+        spread_txt = f"{spread:.0f}" if spread >= 10 else f"{spread:.2g}"
+        return (
+            f"{_fmt_value(float(f'{self.median / scale:.3g}'))} {unit} ± {spread_txt} {unit} "
+            f"(median of {self.repeat})"
+        )
+
+
+def timeit(fn, *, repeat=5, warmup=1, device=None) -> Timing:
+    """Time ``fn()`` fairly: warm up first, synchronise the device around each call.
+
+    ``fn`` is called ``warmup`` times untimed-for-the-median (the first of those
+    calls is timed and kept as ``first``), then ``repeat`` times, each call
+    bracketed by ``synchronize(device)`` and ``time.perf_counter()``.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no arguments; its result is discarded.
+    repeat : int, default 5
+        Number of timed calls, ``>= 1``.
+    warmup : int, default 1
+        Number of warm-up calls, ``>= 0``. With 0, ``first`` is the first timed
+        call.
+    device : str, torch.device or None, default None
+        Device to synchronise (see :func:`synchronize`).
+
+    Returns
+    -------
+    Timing
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {fn!r}")
+    for name, value, minimum in (("repeat", repeat, 1), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if device is not None and not (isinstance(device, str) and device == "cpu"):
+        device = _as_device(device)  # fail early on a bad device, not inside the loop
+
+    def timed_call() -> float:
+        synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        synchronize(device)
+        return time.perf_counter() - t0
+
+    first = None
+    for i in range(int(warmup)):
+        t = timed_call()
+        if i == 0:
+            first = t
+    times = tuple(timed_call() for _ in range(int(repeat)))
+    if first is None:
+        first = times[0]
+    return Timing(
+        median=float(statistics.median(times)), times=times, first=first, repeat=int(repeat)
+    )

@@ -1,0 +1,419 @@
+"""Plots used across the notebooks: pure functions, ``ax=None`` in, the axes out.
+
+Every function accepts NumPy arrays, torch tensors (any device) or lists, draws on
+``ax`` (a new ``plt.subplots()`` figure when ``ax`` is None) and returns the axes.
+matplotlib is imported inside the functions, so ``import clusterlab.plotting`` is
+cheap.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from clusterlab._validate import to_numpy
+from clusterlab.device import format_seconds
+
+__all__ = [
+    "plot_cluster_sizes",
+    "plot_clusters",
+    "plot_elbow",
+    "plot_history",
+    "plot_timings",
+]
+
+_HISTORY_LABELS = {
+    "obj": "objective (inertia)",
+    "time": "time (s)",
+    "imbalance": "imbalance factor",
+    "n_split": "empty clusters split",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _axes(ax):
+    """``ax``, or the axes of a new ``plt.subplots()`` figure when ``ax`` is None."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+    return ax
+
+
+def _check_int(name: str, value, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _int_labels(name: str, labels, n: int | None = None) -> np.ndarray:
+    """``labels`` as a 1-D int64 array (of length ``n`` when given), or raise."""
+    arr = to_numpy(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} must have one entry per point ({n}), got {arr.shape[0]}")
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr.astype(np.int64)
+    if kind != "f":
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+        raise ValueError(f"{name} must hold integers, got non-integral values")
+    return arr.astype(np.int64)
+
+
+def _label_colors(labels: np.ndarray) -> np.ndarray:
+    """RGBA colours of integer labels (tab10 up to 10 labels, else tab20, cycling;
+    negative labels, e.g. noise, in grey)."""
+    import matplotlib as mpl
+
+    top = int(labels.max()) if labels.size else 0
+    cmap = mpl.colormaps["tab10" if top < 10 else "tab20"]
+    colors = cmap(np.mod(labels, cmap.N))
+    colors[labels < 0] = (0.6, 0.6, 0.6, 1.0)
+    return colors
+
+
+def _points_2d(name: str, x) -> np.ndarray:
+    arr = to_numpy(x)
+    if arr.ndim != 2 or arr.shape[1] < 2:
+        raise ValueError(f"{name} must have shape (n, d) with d >= 2, got shape {arr.shape}")
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+def _median_seconds(name: str, value) -> float:
+    """Seconds from a number, a ``Timing`` (its median) or a sequence (its median)."""
+    if hasattr(value, "median") and not isinstance(value, np.ndarray):
+        value = value.median
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be seconds, got {value!r}")
+    if isinstance(value, numbers.Real):
+        s = float(value)
+    else:
+        arr = np.asarray(to_numpy(value), dtype=np.float64).ravel()
+        if arr.size == 0:
+            raise ValueError(f"{name} is an empty sequence of times")
+        s = float(np.median(arr))
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError(f"{name} must be a finite time > 0 s, got {s}")
+    return s
+
+
+def _fmt_ratio(r: float) -> str:
+    """A speed ratio with three significant digits and no exponent ("3,000", "12.5")."""
+    return f"{r:,.0f}" if r >= 100 else f"{r:.3g}"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def plot_clusters(
+    x,
+    labels=None,
+    centroids=None,
+    *,
+    n_samples=None,
+    ax=None,
+    title=None,
+    max_points=20000,
+    seed=0,
+):
+    """Scatter the first two columns of ``x``, coloured by cluster.
+
+    Generalises the lesson's ``plot_data(centroids, data, n_samples)``: when
+    ``labels`` is None and ``n_samples`` is given, ``x`` is read as consecutive
+    blocks of ``n_samples`` points and coloured by block.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d), d >= 2
+        Points (NumPy, torch or list); only columns 0 and 1 are drawn.
+    labels : array-like of shape (n,) of int, optional
+        Cluster of each point; negative labels (noise) are drawn in grey.
+    centroids : array-like of shape (k, d), optional
+        Drawn as large ``X`` markers with a black edge, centroid ``i`` in the
+        colour of label ``i``.
+    n_samples : int, optional
+        Block size for colouring when ``labels`` is None.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+    title : str, optional
+        Axes title.
+    max_points : int, default 20000
+        Above this many points, a seeded random subset of ``max_points`` points
+        is drawn (so plotting a million points stays fast).
+    seed : int, default 0
+        Seed of ``np.random.default_rng`` for the subset.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on: ``ax.collections[0]`` holds the points, and
+        ``ax.collections[1]`` the centroids when given.
+    """
+    pts = _points_2d("x", x)
+    n = pts.shape[0]
+    max_points = _check_int("max_points", max_points)
+    seed = _check_int("seed", seed, minimum=0)
+    if labels is not None:
+        lab = _int_labels("labels", labels, n)
+    elif n_samples is not None:
+        n_samples = _check_int("n_samples", n_samples)
+        lab = np.arange(n, dtype=np.int64) // n_samples
+    else:
+        lab = None
+    cents = None if centroids is None else _points_2d("centroids", centroids)
+
+    if n > max_points:
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(n, size=max_points, replace=False))
+        pts = pts[idx]
+        lab = None if lab is None else lab[idx]
+
+    ax = _axes(ax)
+    m = pts.shape[0]
+    size = float(np.clip(4000.0 / max(m, 1), 1.0, 30.0))
+    colors = "tab:blue" if lab is None else _label_colors(lab)
+    ax.scatter(pts[:, 0], pts[:, 1], s=size, c=colors, alpha=0.7, linewidths=0)
+    if cents is not None:
+        k = cents.shape[0]
+        if lab is None:
+            face = "black"
+            edge = "white"
+        else:
+            face = _label_colors(np.arange(k, dtype=np.int64))
+            edge = "black"
+        ax.scatter(
+            cents[:, 0],
+            cents[:, 1],
+            s=220,
+            marker="X",
+            c=face,
+            edgecolors=edge,
+            linewidths=1.8,
+            zorder=3,
+        )
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_history(history, *, key="obj", ax=None, label=None):
+    """One quantity of a k-means run over the iterations (one line per call).
+
+    Parameters
+    ----------
+    history : list of dict, or an object with a ``history`` attribute
+        One dict per iteration with keys ``obj``, ``time``, ``imbalance``,
+        ``n_split`` (``res.history`` of :func:`clusterlab.kmeans`); a result
+        object itself is accepted too.
+    key : str, default "obj"
+        The quantity to draw.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on (call again with the same ``ax`` to compare runs).
+    label : str, optional
+        Legend entry of this line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if hasattr(history, "history") and not isinstance(history, (list, tuple)):
+        history = history.history
+    if not isinstance(history, (list, tuple)):
+        raise TypeError(f"history must be a list of dicts, got {type(history).__name__}")
+    if len(history) == 0:
+        raise ValueError("history is empty: nothing to plot")
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {key!r}")
+    for i, row in enumerate(history):
+        if not isinstance(row, dict):
+            raise TypeError(f"history[{i}] must be a dict, got {type(row).__name__}")
+        if key not in row:
+            raise ValueError(f"key {key!r} not in history[{i}] (keys: {sorted(row)})")
+    values = np.array([float(row[key]) for row in history])
+    iters = np.arange(1, len(values) + 1)
+
+    ax = _axes(ax)
+    ax.plot(iters, values, marker="o" if len(values) <= 50 else None, markersize=3, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(_HISTORY_LABELS.get(key, key))
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_elbow(ks, inertias, *, k_marked=None, ax=None):
+    """Inertia against the number of clusters (the elbow plot).
+
+    Parameters
+    ----------
+    ks : array-like of shape (m,)
+        Numbers of clusters tried.
+    inertias : array-like of shape (m,)
+        Inertia of the run with each ``k``.
+    k_marked : int, optional
+        Draw a dashed vertical line at this ``k`` (e.g. the widget's current k).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.lines[0]`` is the curve, ``ax.lines[1]`` the marker when given.
+    """
+    k_arr = np.asarray(to_numpy(ks), dtype=np.float64).ravel()
+    y = np.asarray(to_numpy(inertias), dtype=np.float64).ravel()
+    if k_arr.size == 0:
+        raise ValueError("ks is empty: nothing to plot")
+    if k_arr.shape != y.shape:
+        raise ValueError(
+            f"ks and inertias must have the same length, got {k_arr.size} and {y.size}"
+        )
+    if not (np.all(np.isfinite(k_arr)) and np.all(np.isfinite(y))):
+        raise ValueError("ks and inertias must be finite, got NaN or inf")
+    if k_marked is not None and (
+        isinstance(k_marked, bool) or not isinstance(k_marked, numbers.Real)
+    ):
+        raise TypeError(f"k_marked must be a number, got {k_marked!r}")
+
+    ax = _axes(ax)
+    ax.plot(k_arr, y, marker="o")
+    if k_marked is not None:
+        ax.axvline(float(k_marked), color="tab:red", linestyle="--", label=f"k = {k_marked}")
+        ax.legend()
+    ax.set_xlabel("k (number of clusters)")
+    ax.set_ylabel("inertia")
+    return ax
+
+
+def plot_cluster_sizes(labels, k=None, *, ax=None):
+    """Cluster sizes as bars, largest first, with the ideal size ``N / k``.
+
+    The title reports faiss's imbalance factor ``k * sum(size²) / N²`` (1 when
+    all clusters have the same size).
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,) of int
+        Cluster of each point, in ``[0, k)``.
+    k : int, optional
+        Number of clusters (empty ones included); ``labels.max() + 1`` when None.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.patches`` holds the ``k`` bars; ``ax.lines[0]`` is the ideal size.
+    """
+    lab = _int_labels("labels", labels)
+    if lab.size == 0:
+        raise ValueError("labels is empty: nothing to plot")
+    if lab.min() < 0:
+        raise ValueError(f"labels must be >= 0, got {int(lab.min())}")
+    if k is None:
+        k = int(lab.max()) + 1
+    else:
+        k = _check_int("k", k)
+        if lab.max() >= k:
+            raise ValueError(f"labels must be < k={k}, got label {int(lab.max())}")
+    sizes = np.sort(np.bincount(lab, minlength=k))[::-1]
+    n = lab.size
+    imbalance = k * float(np.sum(sizes.astype(np.float64) ** 2)) / float(n) ** 2
+
+    ax = _axes(ax)
+    ax.bar(np.arange(k), sizes, width=0.9 if k <= 100 else 1.0, color="tab:blue")
+    ax.axhline(n / k, color="tab:red", linestyle="--", label=f"ideal N/k = {n / k:.4g}")
+    ax.set_xlabel("cluster (sorted by size)")
+    ax.set_ylabel("points")
+    ax.set_title(f"cluster sizes: k = {k}, imbalance {imbalance:.3f}")
+    ax.legend()
+    return ax
+
+
+def plot_timings(names, seconds, *, baseline=None, ax=None, title=None):
+    """Horizontal bars of run times, each labelled with its time and speed ratio.
+
+    Parameters
+    ----------
+    names : sequence of str, length m
+        One name per implementation, drawn top to bottom.
+    seconds : sequence, length m
+        For each name: seconds (float), a :class:`clusterlab.device.Timing` (its
+        median is used) or a sequence of times (their median is used).
+    baseline : str or int, optional
+        Name or index of the reference; each bar then also shows
+        ``baseline / time`` as ``"N× faster"`` / ``"N× slower"``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.patches`` holds the ``m`` bars, ``ax.texts`` their labels. The
+        x axis is logarithmic when the slowest is over 100× the fastest.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"names must be a sequence of str, got the str {names!r}")
+    names = [str(nm) for nm in names]
+    if isinstance(seconds, (str, bytes)):
+        raise TypeError(f"seconds must be a sequence, got {seconds!r}")
+    seconds = list(seconds) if not hasattr(seconds, "shape") else list(to_numpy(seconds))
+    if len(names) == 0:
+        raise ValueError("names is empty: nothing to plot")
+    if len(names) != len(seconds):
+        raise ValueError(
+            f"names and seconds must have the same length, got {len(names)} and {len(seconds)}"
+        )
+    t = np.array([_median_seconds(f"seconds[{i}]", v) for i, v in enumerate(seconds)])
+
+    base = None
+    if baseline is not None:
+        if isinstance(baseline, str):
+            if baseline not in names:
+                raise ValueError(f"baseline {baseline!r} is not one of names {names}")
+            base = names.index(baseline)
+        elif isinstance(baseline, numbers.Integral) and not isinstance(baseline, bool):
+            if not -len(names) <= baseline < len(names):
+                raise ValueError(f"baseline index {baseline} out of range for {len(names)} names")
+            base = int(baseline) % len(names)
+        else:
+            raise TypeError(f"baseline must be a name (str) or an index (int), got {baseline!r}")
+
+    ax = _axes(ax)
+    pos = np.arange(len(names))
+    colors = ["tab:gray" if i == base else "tab:blue" for i in range(len(names))]
+    ax.barh(pos, t, color=colors)
+    ax.set_yticks(pos, labels=names)
+    ax.invert_yaxis()
+    log = t.max() / t.min() > 100
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(t.min() / 3, t.max() * 30)
+    else:
+        ax.set_xlim(0, t.max() * 1.45)
+    for i, ti in enumerate(t):
+        text = format_seconds(ti)
+        if base is not None:
+            if i == base:
+                text += "  (baseline)"
+            else:
+                r = t[base] / ti
+                word = "faster" if r >= 1 else "slower"
+                text += f"  ({_fmt_ratio(max(r, 1 / r))}× {word})"
+        ax.text(ti * (1.1 if log else 1.0), i, "  " + text, va="center", ha="left", fontsize=9)
+    ax.set_xlabel("time (s, median)" + (", log scale" if log else ""))
+    if title is not None:
+        ax.set_title(title)
+    return ax
