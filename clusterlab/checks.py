@@ -1,0 +1,433 @@
+"""Self-checks for the notebooks' exercises.
+
+Each ``check_*`` runs the learner's function on fresh (seeded) data, compares what it
+returns with the package's own kernel, prints one line per case (``✓`` or ``✗`` with
+what is wrong) and returns ``True`` when every case passed. A check never raises: an
+exception from the learner's code is reported, and ``NotImplementedError`` (the stub
+of an exercise) reads "not written yet".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clusterlab._validate import is_torch, to_numpy
+
+__all__ = [
+    "check_assign",
+    "check_attention_step",
+    "check_batched_step",
+    "check_chunked_assign",
+    "check_gaussian",
+    "check_inertia",
+    "check_kmeans_plusplus",
+    "check_meanshift_step",
+    "check_merge",
+    "check_torch_update",
+    "check_update",
+]
+
+
+class _NotWritten(Exception):
+    pass
+
+
+def _run(title, fn, cases):
+    """Run ``cases`` = [(label, make_args, judge)], print a line each, return all passed."""
+    if not callable(fn):
+        print(f"✗ {title}: expected a function, got {type(fn).__name__}")
+        return False
+    passed = True
+    for label, make_args, judge in cases:
+        args = make_args()
+        try:
+            out = fn(*args)
+            problem = judge(out, *args)
+        except NotImplementedError:
+            print(f"✗ {title}: not written yet (the function raises NotImplementedError)")
+            return False
+        except Exception as exc:  # the learner's code failed: say how, do not crash
+            problem = f"raised {type(exc).__name__}: {exc}"
+        if problem:
+            print(f"✗ {title} — {label}: {problem}")
+            passed = False
+        else:
+            print(f"✓ {title} — {label}")
+    return passed
+
+
+def _shape_problem(out, shape, what="result"):
+    got = tuple(getattr(out, "shape", np.shape(out)))
+    if got != tuple(shape):
+        return f"{what} has shape {got}, expected {tuple(shape)}"
+    return None
+
+
+def _labels_problem(out, expected):
+    got = to_numpy(out)
+    problem = _shape_problem(got, expected.shape, "labels")
+    if problem:
+        return problem
+    wrong = np.flatnonzero(got != expected)
+    if len(wrong):
+        i = int(wrong[0])
+        return (
+            f"labels differ at {len(wrong)} of {len(expected)} points; "
+            f"first at point {i}: got {got[i]}, expected {expected[i]}"
+        )
+    return None
+
+
+def _close_problem(out, expected, what, rtol=1e-5, atol=1e-6):
+    got = to_numpy(out).astype(np.float64)
+    problem = _shape_problem(got, expected.shape, what)
+    if problem:
+        return problem
+    if not np.isfinite(got).all():
+        return f"{what} contains NaN or inf (first at {np.argwhere(~np.isfinite(got))[0].tolist()})"
+    bad = ~np.isclose(got, expected, rtol=rtol, atol=atol)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        return (
+            f"{what} differs in {int(bad.sum())} of {bad.size} entries; first at {idx}: "
+            f"got {got[idx]:.6g}, expected {expected[idx]:.6g}"
+        )
+    return None
+
+
+def _blobs(seed, n=300, k=5, d=2, spread=1.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-20, 20, size=(k, d))
+    labels = rng.integers(0, k, size=n)
+    return centres[labels] + rng.normal(scale=spread, size=(n, d)), labels
+
+
+def _torch(a, dtype=None):
+    import torch
+
+    return torch.as_tensor(np.asarray(a), dtype=dtype or torch.float32)
+
+
+# --------------------------------------------------------------------------------------
+# k-means (notebooks 02 and 03)
+# --------------------------------------------------------------------------------------
+
+
+def check_assign(fn):
+    """Check ``fn(x (n, d), c (k, d)) -> labels (n,)``, the nearest centroid of each point."""
+    from clusterlab.kmeans import assign
+
+    def case(seed, n, k, d):
+        def make():
+            rng = np.random.default_rng(seed)
+            return rng.normal(size=(n, d)), rng.normal(size=(k, d))
+
+        return make
+
+    def judge(out, x, c):
+        return _labels_problem(out, to_numpy(assign(x, c)[1]))
+
+    return _run(
+        "check_assign",
+        fn,
+        [("200 points, k=5, d=2", case(11, 200, 5, 2), judge),
+         ("500 points, k=17, d=8", case(12, 500, 17, 8), judge),
+         ("k=1", case(13, 50, 1, 3), judge)],
+    )
+
+
+def _update_reference(x, labels, k):
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels, x)
+    counts = np.bincount(labels, minlength=k)
+    return sums, counts
+
+
+def _update_judge(out, x, labels, k):
+    x, labels = to_numpy(x).astype(np.float64), to_numpy(labels)
+    sums, counts = _update_reference(x, labels, k)
+    got = to_numpy(out).astype(np.float64)
+    problem = _shape_problem(got, (k, x.shape[1]), "centroids")
+    if problem:
+        return problem
+    if not np.isfinite(got).all():
+        j = int(np.argwhere(~np.isfinite(got))[0][0])
+        why = " (it has no points: keep its old position or move it, but no 0/0)" if counts[j] == 0 else ""
+        return f"centroid {j} is NaN or inf{why}"
+    full = counts > 0
+    expected = sums[full] / counts[full, None]
+    return _close_problem(got[full], expected, "centroids of non-empty clusters")
+
+
+def check_update(fn):
+    """Check ``fn(x (n, d), labels (n,), k) -> centroids (k, d)``: the mean of each cluster.
+
+    One case has an empty cluster: its centroid may be anything finite, never NaN.
+    """
+
+    def case(seed, n, k, empty):
+        def make():
+            x, _ = _blobs(seed, n=n, k=k)
+            labels = np.random.default_rng(seed).integers(0, k, size=n)
+            if empty:
+                labels[labels == k - 1] = 0
+            return x, labels, k
+
+        return make
+
+    return _run(
+        "check_update",
+        fn,
+        [("300 points, k=5", case(21, 300, 5, False), _update_judge),
+         ("k=4 with an empty cluster", case(22, 100, 4, True), _update_judge)],
+    )
+
+
+def check_inertia(fn):
+    """Check ``fn(x (n, d), centroids (k, d), labels (n,)) -> float``: sum of squared distances."""
+
+    def case(seed, n, k):
+        def make():
+            x, labels = _blobs(seed, n=n, k=k)
+            c = np.random.default_rng(seed).normal(size=(k, 2)) * 10
+            return x, c, labels
+
+        return make
+
+    def judge(out, x, c, labels):
+        expected = float(((x - c[labels]) ** 2).sum())
+        try:
+            got = float(out)
+        except (TypeError, ValueError):
+            return f"expected one number, got {type(out).__name__} of shape {np.shape(out)}"
+        if not np.isclose(got, expected, rtol=1e-6):
+            hint = " (did you take square roots? inertia sums *squared* distances)" if got < expected else ""
+            return f"got {got:.6g}, expected {expected:.6g}{hint}"
+        return None
+
+    return _run("check_inertia", fn, [("300 points, k=5", case(31, 300, 5), judge),
+                                      ("80 points, k=3", case(32, 80, 3), judge)])
+
+
+def check_kmeans_plusplus(fn, n_runs=20):
+    """Check ``fn(x (n, d), k, rng) -> (k, d)``: k-means++ seeding by D^2 sampling.
+
+    On five tight, far-apart blobs D^2 sampling puts one seed in each blob almost
+    always; uniform random choice does so in about 4% of runs.
+    """
+
+    def make():
+        x, labels = _blobs(41, n=500, k=5, spread=0.3)
+        return x, labels
+
+    x, labels = make()
+
+    def shape_case():
+        return x, 5, np.random.default_rng(0)
+
+    def judge_rows(out, x, k, rng):
+        got = to_numpy(out)
+        problem = _shape_problem(got, (k, x.shape[1]), "seeds")
+        if problem:
+            return problem
+        rows = {tuple(r) for r in x.tolist()}
+        outside = [i for i, r in enumerate(got.tolist()) if tuple(r) not in rows]
+        if outside:
+            return f"seed {outside[0]} is not a row of x (k-means++ picks data points)"
+        if len({tuple(r) for r in got.tolist()}) < k:
+            return "two seeds are the same point"
+        return None
+
+    def judge_spread(_, x, k, rng):
+        hits = 0
+        for s in range(n_runs):
+            seeds = to_numpy(fn(x, k, np.random.default_rng(100 + s)))
+            idx = [np.flatnonzero((x == r).all(1))[0] for r in seeds]
+            hits += len(set(labels[idx].tolist())) == k
+        if hits < 0.8 * n_runs:
+            return (
+                f"one seed per blob in only {hits} of {n_runs} runs (D² sampling gets nearly "
+                "all); draw each new seed with probability proportional to the squared "
+                "distance to its nearest chosen seed"
+            )
+        return None
+
+    return _run(
+        "check_kmeans_plusplus",
+        fn,
+        [("k seeds, distinct rows of x", shape_case, judge_rows),
+         (f"one seed per blob on five far blobs, {n_runs} runs", shape_case, judge_spread)],
+    )
+
+
+def check_torch_update(fn):
+    """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``."""
+    import torch
+
+    def case(seed, n, k, empty):
+        def make():
+            x, _ = _blobs(seed, n=n, k=k)
+            labels = np.random.default_rng(seed).integers(0, k, size=n)
+            if empty:
+                labels[labels == k - 1] = 0
+            return _torch(x, torch.float64), torch.as_tensor(labels), k
+
+        return make
+
+    def judge(out, x, labels, k):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        return _update_judge(out, x, labels, k)
+
+    return _run(
+        "check_torch_update",
+        fn,
+        [("300 points, k=5", case(51, 300, 5, False), judge),
+         ("k=4 with an empty cluster", case(52, 100, 4, True), judge)],
+    )
+
+
+def check_chunked_assign(fn):
+    """Check ``fn(x tensor, c tensor, chunk_size) -> labels tensor`` for several chunk sizes."""
+    from clusterlab.kmeans import assign
+
+    def case(seed, chunk):
+        def make():
+            rng = np.random.default_rng(seed)
+            return _torch(rng.normal(size=(1000, 4))), _torch(rng.normal(size=(13, 4))), chunk
+
+        return make
+
+    def judge(out, x, c, chunk):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        return _labels_problem(out, to_numpy(assign(x, c)[1]))
+
+    return _run(
+        "check_chunked_assign",
+        fn,
+        [(f"chunk_size={s}", case(60 + i, s), judge) for i, s in enumerate((1, 7, 256, 5000))],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# mean shift (notebooks 04 and 05)
+# --------------------------------------------------------------------------------------
+
+
+def check_gaussian(fn):
+    """Check ``fn(dist, bandwidth) -> weights``, proportional to exp(-dist^2 / 2h^2)."""
+
+    def case(h):
+        def make():
+            return np.linspace(0.0, 4.0 * h, 41), h
+
+        return make
+
+    def judge(out, dist, h):
+        got = to_numpy(out).astype(np.float64)
+        problem = _shape_problem(got, dist.shape, "weights")
+        if problem:
+            return problem
+        ref = np.exp(-(dist**2) / (2 * h * h))
+        if (got <= 0).any() or not np.isfinite(got).all():
+            return "weights must be positive and finite"
+        ratio = got / ref
+        if np.ptp(ratio) > 1e-6 * ratio.mean():
+            i = int(np.argmax(np.abs(ratio - ratio[0])))
+            return (
+                f"not proportional to exp(-d²/2h²): at d={dist[i]:.3g} the weight is {got[i]:.4g}, "
+                f"expected {ref[i] * ratio[0]:.4g} (is d squared? divided by 2h²?)"
+            )
+        return None
+
+    return _run("check_gaussian", fn, [("bandwidth 1", case(1.0), judge),
+                                       ("bandwidth 2.5", case(2.5), judge)])
+
+
+def _shift_reference(points, data, h):
+    from clusterlab.engines.numpy_engine import NumpyEngine
+
+    return NumpyEngine().shift(to_numpy(points).astype(np.float64), to_numpy(data).astype(np.float64), h)
+
+
+def _step_case(seed, m, n, h, torch_args=False, extra=()):
+    def make():
+        data, _ = _blobs(seed, n=n, k=4, spread=2.0)
+        points = data[:m] + np.random.default_rng(seed).normal(scale=0.5, size=(m, 2))
+        if torch_args:
+            return (_torch(points), _torch(data), h, *extra)
+        return (points, data, h, *extra)
+
+    return make
+
+
+def _step_judge(out, points, data, h, *rest):
+    return _close_problem(out, _shift_reference(points, data, h), "new points", rtol=1e-4, atol=1e-3)
+
+
+def check_meanshift_step(fn):
+    """Check ``fn(points (m, d), data (n, d), bandwidth) -> new points (m, d)`` (NumPy).
+
+    One non-blurring step: each point moves to the Gaussian-weighted mean of the data.
+    """
+    return _run(
+        "check_meanshift_step",
+        fn,
+        [("50 points over 200 data, h=2", _step_case(71, 50, 200, 2.0), _step_judge),
+         ("the data themselves, h=4", _step_case(72, 150, 150, 4.0), _step_judge)],
+    )
+
+
+def check_merge(fn):
+    """Check ``fn(points (n, d), radius) -> labels (n,)``: converged points merged into modes."""
+
+    rng = np.random.default_rng(81)
+    modes = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0], [9.0, 9.0]])
+    truth = rng.integers(0, 4, size=200)
+    points = modes[truth] + rng.normal(scale=0.01, size=(200, 2))
+
+    def judge(out, points, radius):
+        got = to_numpy(out)
+        problem = _shape_problem(got, truth.shape, "labels")
+        if problem:
+            return problem
+        pairs = set(zip(got.tolist(), truth.tolist(), strict=True))
+        n_got = len(set(got.tolist()))
+        if n_got != 4 or len(pairs) != 4:
+            return f"found {n_got} clusters, expected 4 (points within {radius} of a mode share its label)"
+        return None
+
+    return _run("check_merge", fn, [("four modes", lambda: (points.copy(), 1.0), judge)])
+
+
+def check_batched_step(fn):
+    """Check ``fn(points tensor, data tensor, bandwidth, batch_size) -> new points tensor``."""
+
+    def judge(out, points, data, h, batch):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        return _step_judge(out, points, data, h)
+
+    return _run(
+        "check_batched_step",
+        fn,
+        [(f"batch_size={b}", _step_case(90 + b, 300, 300, 3.0, True, (b,)), judge)
+         for b in (1, 64, 1000)],
+    )
+
+
+def check_attention_step(fn):
+    """Check ``fn(points tensor, data tensor, bandwidth) -> new points tensor`` (attention)."""
+
+    def judge(out, points, data, h):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        return _step_judge(out, points, data, h)
+
+    return _run(
+        "check_attention_step",
+        fn,
+        [("100 points over 300 data, h=3", _step_case(95, 100, 300, 3.0, True), judge),
+         ("the data themselves, h=1.5", _step_case(96, 200, 200, 1.5, True), judge)],
+    )
