@@ -173,8 +173,8 @@ def check_choice(value, name: str, options) -> str:
 
 
 def check_seed(seed, name: str = "seed") -> int:
-    """Validate a seed: a non-negative integer (global random state is never used)."""
-    return check_int(seed, name, low=0)
+    """Validate a seed: an integer in [0, 2**32) (global random state is never used)."""
+    return check_int(seed, name, low=0, high=2**32 - 1)
 
 
 def like(value, x, name: str):

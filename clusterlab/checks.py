@@ -159,27 +159,33 @@ def _update_judge(out, x, labels, k):
     return _close_problem(got[full], expected, "centroids of non-empty clusters")
 
 
+def _update_case(seed, n, k, empty, as_torch=False):
+    """Data, random labels (one cluster emptied if ``empty``) and k, for the update checks."""
+
+    def make():
+        x, _ = _blobs(seed, n=n, k=k)
+        labels = np.random.default_rng(seed).integers(0, k, size=n)
+        if empty:
+            labels[labels == k - 1] = 0
+        if as_torch:
+            import torch
+
+            return _torch(x, torch.float64), torch.as_tensor(labels), k
+        return x, labels, k
+
+    return make
+
+
 def check_update(fn):
     """Check ``fn(x (n, d), labels (n,), k) -> centroids (k, d)``: the mean of each cluster.
 
     One case has an empty cluster: its centroid may be anything finite, never NaN.
     """
-
-    def case(seed, n, k, empty):
-        def make():
-            x, _ = _blobs(seed, n=n, k=k)
-            labels = np.random.default_rng(seed).integers(0, k, size=n)
-            if empty:
-                labels[labels == k - 1] = 0
-            return x, labels, k
-
-        return make
-
     return _run(
         "check_update",
         fn,
-        [("300 points, k=5", case(21, 300, 5, False), _update_judge),
-         ("k=4 with an empty cluster", case(22, 100, 4, True), _update_judge)],
+        [("300 points, k=5", _update_case(21, 300, 5, False), _update_judge),
+         ("k=4 with an empty cluster", _update_case(22, 100, 4, True), _update_judge)],
     )
 
 
@@ -262,17 +268,6 @@ def check_kmeans_plusplus(fn, n_runs=20):
 
 def check_torch_update(fn):
     """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``."""
-    import torch
-
-    def case(seed, n, k, empty):
-        def make():
-            x, _ = _blobs(seed, n=n, k=k)
-            labels = np.random.default_rng(seed).integers(0, k, size=n)
-            if empty:
-                labels[labels == k - 1] = 0
-            return _torch(x, torch.float64), torch.as_tensor(labels), k
-
-        return make
 
     def judge(out, x, labels, k):
         if not is_torch(out):
@@ -282,8 +277,8 @@ def check_torch_update(fn):
     return _run(
         "check_torch_update",
         fn,
-        [("300 points, k=5", case(51, 300, 5, False), judge),
-         ("k=4 with an empty cluster", case(52, 100, 4, True), judge)],
+        [("300 points, k=5", _update_case(51, 300, 5, False, True), judge),
+         ("k=4 with an empty cluster", _update_case(52, 100, 4, True, True), judge)],
     )
 
 

@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from clusterlab._validate import check_int, check_seed
+
 __all__ = [
     "IMAGE_NAMES",
     "load_digits_2d",
@@ -26,28 +28,9 @@ __all__ = [
 #: Names accepted by :func:`load_image_pixels` (the images shipped with scikit-learn).
 IMAGE_NAMES = ("china.jpg", "flower.jpg")
 
-_SEED_MAX = 2**32  # scikit-learn's random_state must be below this
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _check_int(name: str, value, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int, or raise naming ``name`` and the value."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_seed(seed) -> int:
-    """Return ``seed`` as an int in ``[0, 2**32)``, or raise."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative int, got {seed!r} ({type(seed).__name__})")
-    if not 0 <= seed < _SEED_MAX:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    return int(seed)
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -92,9 +75,9 @@ def make_six_blobs(n_per_blob=250, n_blobs=6, *, seed=0, dtype=np.float32):
     centers : ndarray of shape (n_blobs, 2)
         The true centres.
     """
-    n_per_blob = _check_int("n_per_blob", n_per_blob)
-    n_blobs = _check_int("n_blobs", n_blobs)
-    rng = np.random.default_rng(_check_seed(seed))
+    n_per_blob = check_int(n_per_blob, "n_per_blob", low=1)
+    n_blobs = check_int(n_blobs, "n_blobs", low=1)
+    rng = np.random.default_rng(check_seed(seed))
     dt = _check_dtype(dtype)
     centers = rng.uniform(-35.0, 35.0, size=(n_blobs, 2))
     noise = rng.normal(0.0, np.sqrt(5.0), size=(n_blobs, n_per_blob, 2))
@@ -128,11 +111,11 @@ def make_scaled_blobs(n_samples=300, centers=4, *, seed=0, dtype=np.float32):
     y : ndarray of shape (n_samples,), int64
         Blob index of each point.
     """
-    n_samples = _check_int("n_samples", n_samples)
+    n_samples = check_int(n_samples, "n_samples", low=1)
     if isinstance(centers, bool):
         raise TypeError(f"centers must be an int or a 2-D array of centres, got {centers!r}")
     if isinstance(centers, numbers.Integral):
-        centers = _check_int("centers", centers)
+        centers = check_int(centers, "centers", low=1)
     else:
         try:
             arr = np.asarray(centers, dtype=np.float64)
@@ -148,7 +131,7 @@ def make_scaled_blobs(n_samples=300, centers=4, *, seed=0, dtype=np.float32):
         if not np.all(np.isfinite(arr)):
             raise ValueError("centers must be finite, got NaN or inf")
         centers = arr
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     dt = _check_dtype(dtype)
 
     from sklearn.datasets import make_blobs
@@ -180,9 +163,9 @@ def make_gaussian_cloud(n, d, *, seed=0, dtype=np.float32):
     -------
     x : ndarray of shape (n, d)
     """
-    n = _check_int("n", n)
-    d = _check_int("d", d)
-    rng = np.random.default_rng(_check_seed(seed))
+    n = check_int(n, "n", low=1)
+    d = check_int(d, "d", low=1)
+    rng = np.random.default_rng(check_seed(seed))
     dt = _check_dtype(dtype)
     if dt in (np.dtype(np.float32), np.dtype(np.float64)):
         return rng.standard_normal((n, d), dtype=dt)
@@ -209,12 +192,12 @@ def make_moons_data(n_samples=400, *, noise=0.06, seed=0, dtype=np.float32):
     y : ndarray of shape (n_samples,), int64
         Moon (0 or 1) of each point.
     """
-    n_samples = _check_int("n_samples", n_samples, minimum=2)
+    n_samples = check_int(n_samples, "n_samples", low=2)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
         raise TypeError(f"noise must be a real number, got {noise!r}")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be finite and >= 0, got {noise}")
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     dt = _check_dtype(dtype)
 
     from sklearn.datasets import make_moons
@@ -268,7 +251,7 @@ def load_digits_2d(*, seed=0, dtype=np.float32):
     y : ndarray of shape (1797,), int64
         The digit, 0 to 9.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     dt = _check_dtype(dtype)
 
     from sklearn.decomposition import PCA
@@ -307,8 +290,8 @@ def load_image_pixels(name="china.jpg", *, max_pixels=None, seed=0, dtype=np.flo
     if full not in IMAGE_NAMES:
         raise ValueError(f"name must be one of {IMAGE_NAMES}, got {name!r}")
     if max_pixels is not None:
-        max_pixels = _check_int("max_pixels", max_pixels)
-    seed = _check_seed(seed)
+        max_pixels = check_int(max_pixels, "max_pixels", low=1)
+    seed = check_seed(seed)
     dt = _check_dtype(dtype)
 
     from sklearn.datasets import load_sample_image

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from clusterlab._validate import to_numpy
+from clusterlab._validate import check_int, check_seed, to_numpy
 from clusterlab.device import format_seconds
 
 __all__ = [
@@ -41,14 +41,6 @@ def _axes(ax):
 
         _, ax = plt.subplots()
     return ax
-
-
-def _check_int(name: str, value, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _int_labels(name: str, labels, n: int | None = None) -> np.ndarray:
@@ -161,12 +153,12 @@ def plot_clusters(
     """
     pts = _points_2d("x", x)
     n = pts.shape[0]
-    max_points = _check_int("max_points", max_points)
-    seed = _check_int("seed", seed, minimum=0)
+    max_points = check_int(max_points, "max_points", low=1)
+    seed = check_seed(seed)
     if labels is not None:
         lab = _int_labels("labels", labels, n)
     elif n_samples is not None:
-        n_samples = _check_int("n_samples", n_samples)
+        n_samples = check_int(n_samples, "n_samples", low=1)
         lab = np.arange(n, dtype=np.int64) // n_samples
     else:
         lab = None
@@ -323,7 +315,7 @@ def plot_cluster_sizes(labels, k=None, *, ax=None):
     if k is None:
         k = int(lab.max()) + 1
     else:
-        k = _check_int("k", k)
+        k = check_int(k, "k", low=1)
         if lab.max() >= k:
             raise ValueError(f"labels must be < k={k}, got label {int(lab.max())}")
     sizes = np.sort(np.bincount(lab, minlength=k))[::-1]
