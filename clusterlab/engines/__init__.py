@@ -31,7 +31,8 @@ def get_engine(backend: str, x):
     ----------
     backend : {"auto", "numpy", "torch", "keops"}
         ``"auto"`` picks torch when it is installed (it is multi-threaded on CPU and
-        runs on CUDA), else NumPy. A torch tensor on a GPU always gets the torch engine.
+        runs on CUDA), else NumPy; it never picks KeOps, whose compile cost should be a
+        choice. ``"keops"`` needs pykeops and raises an ImportError naming it otherwise.
     x : numpy.ndarray or torch.Tensor
         The (validated) data; its device decides the torch engine's device.
     """
@@ -51,7 +52,7 @@ def get_engine(backend: str, x):
         from clusterlab.engines.torch_engine import TorchEngine
 
         return TorchEngine(x.device if is_torch(x) else "cpu")
-    raise NotImplementedError(
-        "backend='keops' is not available yet in this version of clusterlab; "
-        "use backend='torch' or 'numpy'"
-    )
+    # backend == "keops": torch tensors through pykeops (imported lazily, with a hint).
+    from clusterlab.engines.keops_engine import KeopsEngine
+
+    return KeopsEngine(x.device if is_torch(x) else "cpu")
