@@ -46,7 +46,7 @@ def test_blocks_over_queries_and_sources_give_the_same_step(backend, monkeypatch
     rng = np.random.default_rng(1)
     x = rng.normal(size=(700, 2))
     whole = cl.meanshift(x, 0.7, max_iter=3, tol=0, backend=backend).points
-    # A tiny budget forces (256 queries, 256 sources) blocks: the online softmax path.
+    # A tiny budget forces (64 queries, 64 sources) blocks: the online softmax path.
     monkeypatch.setitem(base.BLOCK_BUDGET, "cpu", 1024)
     tiled = cl.meanshift(x, 0.7, max_iter=3, tol=0, backend=backend).points
     batched = cl.meanshift(x, 0.7, max_iter=3, tol=0, batch_size=7, backend=backend).points

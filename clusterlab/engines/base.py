@@ -128,13 +128,13 @@ def shift_blocks(m: int, n: int, itemsize: int, device_type: str = "cpu", batch_
     """Block sizes ``(queries, sources)`` for the (m, n) kernel matrix of mean shift.
 
     Queries are taken ``batch_size`` at a time (or as many as fit the budget against all
-    sources, at least 256); the sources are then tiled so that one (queries, sources)
+    sources, at least 64); the sources are then tiled so that one (queries, sources)
     block fits :data:`BLOCK_BUDGET`. A million points thus never need a (m, n) matrix.
     """
     budget = BLOCK_BUDGET.get(device_type, BLOCK_BUDGET["cpu"])
     if batch_size is not None:
         bq = max(1, min(int(batch_size), m))
     else:
-        bq = max(1, min(m, max(256, budget // max(1, n * itemsize))))
-    bs = max(1, min(n, max(256, budget // max(1, bq * itemsize))))
+        bq = max(1, min(m, max(64, budget // max(1, n * itemsize))))
+    bs = max(1, min(n, max(64, budget // max(1, bq * itemsize))))
     return bq, bs
