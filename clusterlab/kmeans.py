@@ -314,7 +314,8 @@ def kmeans(
     we = None if w is None else eng.from_input(w)
     xp, offset, x_sq = _prepare(eng, x, we, metric)
     # scikit-learn's tolerance: tol times the mean per-feature variance.
-    (mean_sq, centre_sq) = eng.scalars(eng.row_sqnorms(xp).mean(), (eng.mean_rows(xp) ** 2).sum())
+    sq = eng.row_sqnorms(xp) if x_sq is None else x_sq  # (n,)
+    (mean_sq, centre_sq) = eng.scalars(sq.mean(), (eng.mean_rows(xp) ** 2).sum())
     tol_abs = tol * max(mean_sq - centre_sq, 0.0) / x.shape[1]
 
     rng = np.random.default_rng(seed)
