@@ -1,0 +1,426 @@
+"""``python -m clusterlab.bench``: k-means and mean shift, every engine, one process.
+
+Fairness rules, for every row of a table:
+
+* the same float32 data and the same initial centroids (k-means++, seeded);
+* a fixed number of iterations (``tol=0``; faiss with subsampling off);
+* one warm-up call first (its time, which holds any compile, is reported apart as
+  ``first``), then the median of ``--repeat`` calls, the device synchronised around each;
+* the k-means objective of every result computed the same way (float64, all points).
+
+It prints a table of medians and ratios (to clusterlab's default engine) with the device
+and library versions, and writes JSON and a PNG plot that the notebooks show
+(``data/benchmarks/`` by default).
+
+Examples
+--------
+``python -m clusterlab.bench --quick`` (a minute on a laptop CPU)
+
+``python -m clusterlab.bench --kmeans 100000,64,256 --repeat 5 --threads 2``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: (n, d, k) of the k-means table: the CPU targets, and the GPU reference problems.
+KMEANS_CPU = [(100_000, 2, 50), (100_000, 64, 256), (200_000, 128, 1000)]
+KMEANS_GPU = [(10_000, 2, 50), (100_000, 64, 256), (1_000_000, 100, 1000)]
+KMEANS_QUICK = [(20_000, 2, 50), (20_000, 32, 64)]
+#: (n points, bandwidth) of the mean-shift table (six blobs, scaled to n).
+MEANSHIFT_CPU = [(1_500, 2.5), (6_000, 2.5)]
+MEANSHIFT_GPU = [(1_500, 2.5), (100_002, 2.5)]
+MEANSHIFT_QUICK = [(1_500, 2.5)]
+#: KeOps on a CPU at high dimension takes minutes per call (notebook 06 shows why).
+KEOPS_CPU_MAX_D = 16
+#: The NumPy loop rung and scikit-learn's MeanShift only run on sizes they finish.
+LOOP_MAX_N = 3_000
+SKLEARN_MEANSHIFT_MAX_N = 20_000
+KMEANS_ENGINES = ("torch", "numpy", "keops", "faiss", "sklearn")
+MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "loop", "sklearn")
+
+
+def versions() -> dict:
+    """Versions of Python and of every library the benchmark may use."""
+    out = {"python": platform.python_version(), "numpy": np.__version__}
+    for mod, name in (("torch", "torch"), ("sklearn", "scikit-learn"), ("faiss", "faiss"),
+                      ("pykeops", "pykeops"), ("clusterlab", "clusterlab")):
+        try:
+            out[name] = __import__(mod).__version__
+        except Exception:  # not installed, or fails to import: say so
+            out[name] = None
+    return out
+
+
+def _meta(device) -> dict:
+    import torch
+
+    from clusterlab.device import device_name
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "device": device_name(device),
+        "device_type": device.type,
+        "cpu": device_name("cpu"),
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions(),
+        "command": " ".join(["python -m clusterlab.bench", *sys.argv[1:]]),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# k-means
+# --------------------------------------------------------------------------------------
+
+
+def bench_kmeans(n, d, k, *, engines, niter=10, repeat=3, device=None, seed=0):
+    """One k-means table: every engine on the same data and initial centroids.
+
+    Returns a list of row dicts (see :func:`clusterlab.compare.run_comparison`) with an
+    ``engine`` name such as ``"clusterlab-torch"`` and ``ratio`` = seconds / seconds of
+    clusterlab's default engine (torch).
+    """
+    from clusterlab.compare import run_comparison
+    from clusterlab.data import make_gaussian_cloud
+
+    x = make_gaussian_cloud(n, d, seed=seed)
+    rows = []
+    for eng in engines:
+        if eng in ("faiss", "sklearn"):
+            got = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=(eng,))
+            got[0]["engine"] = eng
+        else:
+            got = run_comparison(
+                x, k, niter=niter, seed=seed, repeat=repeat, engines=("clusterlab",),
+                backend=eng, device=device,
+            )
+            got[0]["engine"] = f"clusterlab-{eng}"
+        rows.extend(got)
+    _ratios(rows, "clusterlab-torch")
+    for r in rows:
+        r.pop("centroids", None)
+        r["times"] = list(r["times"])
+    return rows
+
+
+def _ratios(rows, baseline):
+    base = next((r["seconds"] for r in rows if r["engine"] == baseline), None)
+    if base is None:
+        base = min(r["seconds"] for r in rows)
+    for r in rows:
+        r["ratio"] = r["seconds"] / base
+
+
+# --------------------------------------------------------------------------------------
+# mean shift
+# --------------------------------------------------------------------------------------
+
+
+def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, seed=0):
+    """One mean-shift table: ``niter`` non-blurring steps (``tol=0``) per engine.
+
+    scikit-learn's ``MeanShift`` uses a flat kernel and runs to its own convergence
+    (``max_iter=niter``), so its row compares time *and* the clusters found, not steps.
+    """
+    import torch
+
+    import clusterlab as cl
+    from clusterlab import ladder
+    from clusterlab.device import device_name, timeit
+
+    per_blob = max(1, n // 6)
+    x, _, _ = cl.data.make_six_blobs(per_blob, seed=seed)
+    rows = []
+    for eng in engines:
+        if eng == "loop" and len(x) > LOOP_MAX_N:
+            continue
+        if eng == "sklearn" and len(x) > SKLEARN_MEANSHIFT_MAX_N:
+            continue
+        last = {}
+        if eng in ("torch", "keops"):
+            xt = torch.as_tensor(x, device=device)
+
+            def fn(xt=xt, eng=eng, last=last):
+                last["res"] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng)
+
+            sync, where = device, device_name(device)
+        elif eng == "numpy":
+
+            def fn(last=last):
+                last["res"] = cl.meanshift(x, bandwidth, max_iter=niter, tol=0, backend="numpy")
+
+            sync, where = None, device_name("cpu")
+        elif eng == "loop":
+
+            def fn(last=last):
+                pts = ladder.meanshift_loop_numpy(x, bandwidth, niter)
+                last["res"] = cl.meanshift(pts, bandwidth, max_iter=0)  # merge only
+
+            sync, where = None, device_name("cpu")
+        else:
+            from sklearn.cluster import MeanShift
+
+            def fn(last=last):
+                last["res"] = MeanShift(bandwidth=bandwidth, max_iter=niter).fit(x)
+
+            sync, where = None, device_name("cpu")
+        timing = timeit(fn, repeat=repeat, warmup=1, device=sync)
+        res = last["res"]
+        n_clusters = len(res.cluster_centers_) if eng == "sklearn" else len(res.centers)
+        rows.append({
+            "engine": "sklearn-meanshift (flat)" if eng == "sklearn"
+            else ("numpy-loop" if eng == "loop" else f"clusterlab-{eng}"),
+            "device": where, "n": len(x), "d": 2, "bandwidth": bandwidth, "niter": niter,
+            "seconds": timing.median, "times": list(timing.times), "first": timing.first,
+            "n_clusters": int(n_clusters),
+        })
+    _ratios(rows, "clusterlab-torch")
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# memory (each in its own process, so that the peak resident memory is its own)
+# --------------------------------------------------------------------------------------
+
+_MEMORY_KMEANS = """
+import json, resource, time, numpy as np, clusterlab as cl
+x = cl.data.make_gaussian_cloud(5_000_000, 8, seed=0)
+t = time.perf_counter()
+res = cl.kmeans(x, 1000, init="random", max_iter={niter}, tol=0, seed=0)
+print(json.dumps({{"what": "k-means 5,000,000 x 8, K=1000, {niter} iteration(s)",
+  "seconds": time.perf_counter() - t,
+  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+_MEMORY_MEANSHIFT = """
+import json, resource, time, torch, numpy as np, clusterlab as cl
+from clusterlab.engines import get_engine
+x = cl.data.make_gaussian_cloud(1_000_000, 2, seed=0)
+eng = get_engine("auto", torch.as_tensor(x, device="{device}"))
+xe = eng.from_input(torch.as_tensor(x, device="{device}"))
+q = {queries}
+t = time.perf_counter()
+y = eng.shift(xe[:q], xe, 0.1)
+eng.scalars(y.sum())
+print(json.dumps({{"what": f"mean shift step, {{q:,}} of 1,000,000 points in 2-D over all 1,000,000",
+  "seconds": time.perf_counter() - t,
+  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+"""
+
+
+def bench_memory(device, *, niter=1):
+    """Peak resident memory of the two big runs, each in a fresh subprocess."""
+    on_gpu = device.type == "cuda"
+    rows = []
+    for code in (
+        _MEMORY_KMEANS.format(niter=niter),
+        _MEMORY_MEANSHIFT.format(device=device.type, queries=1_000_000 if on_gpu else 20_000),
+    ):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if out.returncode != 0:
+            rows.append({"what": "failed", "error": out.stderr[-2000:]})
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------------------
+
+
+def format_tables(result) -> str:
+    """Markdown tables of a benchmark result (what the command prints)."""
+    from clusterlab.device import format_seconds
+
+    m = result["meta"]
+    lines = [f"device: {m['device']}   cpu: {m['cpu']}   torch threads: {m['torch_threads']}",
+             "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+             f"date: {m['date']}", ""]
+    for table in result.get("kmeans", []):
+        r0 = table[0]
+        lines.append(f"k-means  n={r0['n']:,} d={r0['d']} k={r0['k']}, {r0['niter']} iterations, "
+                     "same init; ratio = time / clusterlab-torch")
+        lines.append("| engine | device | median | first call | ratio | inertia |")
+        lines.append("|---|---|---|---|---|---|")
+        for r in table:
+            lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
+                         f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {r['inertia']:.6g} |")
+        lines.append("")
+    for table in result.get("meanshift", []):
+        r0 = table[0]
+        lines.append(f"mean shift  n={r0['n']:,} d=2 h={r0['bandwidth']}, {r0['niter']} steps; "
+                     "ratio = time / clusterlab-torch")
+        lines.append("| engine | device | median | first call | ratio | clusters |")
+        lines.append("|---|---|---|---|---|---|")
+        for r in table:
+            lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
+                         f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {r['n_clusters']} |")
+        lines.append("")
+    for r in result.get("memory", []):
+        if "error" in r:
+            lines.append(f"memory run failed: {r['error'][-300:]}")
+        else:
+            lines.append(f"memory: {r['what']}: {format_seconds(r['seconds'])}, "
+                         f"peak RSS {r['peak_rss_bytes'] / 2**30:.2f} GiB")
+    return "\n".join(lines)
+
+
+def plot_result(result, path):
+    """One bar chart per table (time and ratio on each bar), saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from clusterlab.plotting import plot_timings
+
+    tables = [("k-means", t) for t in result.get("kmeans", [])]
+    tables += [("mean shift", t) for t in result.get("meanshift", [])]
+    if not tables:
+        return None
+    fig, axes = plt.subplots(len(tables), 1, figsize=(8, 2.2 * len(tables) + 0.6), squeeze=False)
+    for ax, (kind, t) in zip(axes[:, 0], tables, strict=True):
+        r0 = t[0]
+        size = f"n={r0['n']:,} d={r0['d']}" + (f" k={r0['k']}" if "k" in r0 else "")
+        names = [r["engine"] for r in t]
+        base = "clusterlab-torch" if "clusterlab-torch" in names else None
+        plot_timings(names, [r["seconds"] for r in t], baseline=base, ax=ax,
+                     title=f"{kind}, {size}")
+    fig.suptitle(f"{result['meta']['device']} — {result['meta']['date'][:10]}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def _sizes(values, n_fields):
+    out = []
+    for v in values:
+        parts = v.split(",")
+        if len(parts) != n_fields:
+            raise SystemExit(f"error: size {v!r} needs {n_fields} comma-separated numbers")
+        out.append(tuple(float(p) if "." in p else int(p.replace("_", "")) for p in parts))
+    return out
+
+
+def main(argv=None) -> int:
+    """Run the benchmark from the command line; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m clusterlab.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--kmeans", nargs="*", metavar="N,D,K", help="k-means sizes (default by device)")
+    p.add_argument("--meanshift", nargs="*", metavar="N,H", help="mean-shift sizes and bandwidths")
+    p.add_argument("--engines", default=None,
+                   help=f"comma list from {','.join(sorted(set(KMEANS_ENGINES + MEANSHIFT_ENGINES)))}")
+    p.add_argument("--iters", type=int, default=10, help="k-means iterations (default 10)")
+    p.add_argument("--steps", type=int, default=5, help="mean-shift steps (default 5)")
+    p.add_argument("--repeat", type=int, default=3, help="timed calls per engine (default 3)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/faiss/BLAS")
+    p.add_argument("--memory", action="store_true", help="also the 5M k-means / 1M mean-shift peak-RSS runs")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    p.add_argument("--out", default="data/benchmarks", help="folder (or .json file) for the results")
+    p.add_argument("--no-save", action="store_true", help="print only")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    os.environ.setdefault("KEOPS_VERBOSE", "0")
+    os.environ.setdefault("PYKEOPS_VERBOSE", "0")
+    import torch
+    from tqdm.auto import tqdm
+
+    from clusterlab.device import default_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(args.threads)
+        except ImportError:
+            pass
+    device = default_device(None if args.device == "auto" else args.device)
+    on_gpu = device.type == "cuda"
+    if args.quick:
+        km_sizes, ms_sizes = KMEANS_QUICK, MEANSHIFT_QUICK
+    else:
+        km_sizes = KMEANS_GPU if on_gpu else KMEANS_CPU
+        ms_sizes = MEANSHIFT_GPU if on_gpu else MEANSHIFT_CPU
+    if args.kmeans is not None:
+        km_sizes = _sizes(args.kmeans, 3)
+    if args.meanshift is not None:
+        ms_sizes = _sizes(args.meanshift, 2)
+    wanted = set(args.engines.split(",")) if args.engines else None
+
+    from clusterlab.engines.keops_engine import keops_available
+
+    has = {"keops": keops_available()}
+    try:
+        from clusterlab.compare import import_faiss
+
+        import_faiss()
+        has["faiss"] = True
+    except ImportError:
+        has["faiss"] = False
+
+    def pick(pool, d=None):
+        out = []
+        for e in pool:
+            if wanted is not None and e not in wanted:
+                continue
+            if e in has and not has[e]:
+                continue
+            if e == "keops" and not on_gpu and d is not None and d > KEOPS_CPU_MAX_D:
+                continue
+            out.append(e)
+        return out
+
+    result = {"meta": _meta(device), "kmeans": [], "meanshift": [], "memory": []}
+    tasks = [("kmeans", s) for s in km_sizes] + [("meanshift", s) for s in ms_sizes]
+    if args.memory:
+        tasks.append(("memory", None))
+    t0 = time.perf_counter()
+    for kind, size in tqdm(tasks, desc="benchmark", unit="table", disable=None):
+        if kind == "kmeans":
+            n, d, k = size
+            result["kmeans"].append(bench_kmeans(n, d, k, engines=pick(KMEANS_ENGINES, d),
+                                                 niter=args.iters, repeat=args.repeat, device=device))
+        elif kind == "meanshift":
+            n, h = size
+            result["meanshift"].append(bench_meanshift(int(n), float(h), engines=pick(MEANSHIFT_ENGINES),
+                                                       niter=args.steps, repeat=args.repeat, device=device))
+        else:
+            result["memory"] = bench_memory(device)
+    result["meta"]["wall_seconds"] = time.perf_counter() - t0
+    result["meta"]["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(format_tables(result))
+    if not args.no_save:
+        out = Path(args.out)
+        if out.suffix != ".json":
+            out.mkdir(parents=True, exist_ok=True)
+            out = out / f"{result['meta']['date'][:10]}_{_slug(result['meta']['device'])}.json"
+        out.write_text(json.dumps(result, indent=1))
+        png = plot_result(result, out.with_suffix(".png"))
+        print(f"\nwrote {out}" + (f" and {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
