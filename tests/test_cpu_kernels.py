@@ -1,0 +1,60 @@
+"""The fused CPU kernels give the same answers as the plain torch/NumPy path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import clusterlab as cl
+from clusterlab.engines import cpu_kernels
+from tests._helpers import loop_assign
+
+pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="numba is not installed")
+
+
+@pytest.mark.parametrize(("n", "d", "k"), [(1000, 2, 7), (777, 8, 50), (500, 1, 3)])
+def test_assign_direct_matches_the_double_loop(n, d, k):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    c = rng.normal(size=(k, d)).astype(np.float32)
+    labels = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float32)
+    cpu_kernels.assign_direct(x, c, labels, dist)
+    ref_dist, ref_labels = loop_assign(x, c)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-6)
+
+
+def test_argmin_rows_matches_numpy():
+    g = np.random.default_rng(0).normal(size=(300, 41)).astype(np.float32)
+    lab = np.empty(300, dtype=np.int64)
+    best = np.empty(300, dtype=np.float32)
+    cpu_kernels.argmin_rows(g, lab, best)
+    np.testing.assert_array_equal(lab, g.argmin(1))
+    np.testing.assert_array_equal(best, g.min(1))
+
+
+def test_cluster_sums_match_bincount():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(1001, 5))
+    labels = rng.integers(0, 9, size=1001)
+    w = rng.uniform(0, 2, size=1001)
+    sums, counts = cpu_kernels.cluster_sums(x, labels, w, 9, 2)
+    ref = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=9) for j in range(5)], 1)
+    np.testing.assert_allclose(sums, ref, rtol=1e-12)
+    np.testing.assert_allclose(counts, np.bincount(labels, weights=w, minlength=9), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 32])
+def test_kmeans_is_the_same_with_and_without_numba(monkeypatch, d):
+    x = cl.data.make_gaussian_cloud(3000, d, seed=0)
+    c0 = x[:20]
+    fast = cl.kmeans(x, 20, init=c0, max_iter=5, tol=0, backend="torch")
+    monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+    plain = cl.kmeans(x, 20, init=c0, max_iter=5, tol=0, backend="torch")
+    np.testing.assert_array_equal(fast.labels, plain.labels)
+    np.testing.assert_allclose(fast.centroids, plain.centroids, rtol=1e-4, atol=1e-5)
+    assert fast.inertia == pytest.approx(plain.inertia, rel=1e-5)
+    t = torch.from_numpy(x)
+    assert isinstance(cl.kmeans(t, 3, seed=0).centroids, torch.Tensor)
