@@ -426,3 +426,221 @@ def check_attention_step(fn):
         [("100 points over 300 data, h=3", _step_case(95, 100, 300, 3.0, True), judge),
          ("the data themselves, h=1.5", _step_case(96, 200, 200, 1.5, True), judge)],
     )
+
+
+# --- notebook 06 (KeOps) ---------------------------------------------------------------
+# Both checks use float32 data with d = 2, the shape of the notebook's six blobs, so a
+# learner's KeOps formula is compiled once (seconds) and then reused from the cache.
+
+__all__ += ["check_keops_assign", "check_keops_meanshift_step"]
+
+
+def check_keops_assign(fn):
+    """Check ``fn(x tensor (n, d), c tensor (k, d)) -> labels tensor (n,)`` (e.g. with KeOps).
+
+    A label is accepted when its float64 distance is the smallest up to rounding (ties may go
+    either way). One case sits 10,000 units from the origin, where the expansion
+    ``||x||^2 - 2 x.c + ||c||^2`` in float32 loses the digits that ``(x - c)^2`` keeps.
+    """
+
+    def case(seed, n, k, shift=0.0):
+        def make():
+            x, _ = _blobs(seed, n=n, k=max(k, 2), spread=3.0)
+            c = x[np.random.default_rng(seed).choice(n, size=k, replace=False)]
+            c = c + np.random.default_rng(seed + 1).normal(size=c.shape)
+            return _torch(x + shift), _torch(c + shift)
+
+        return make
+
+    def judge(out, x, c):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        got = to_numpy(out)
+        n = x.shape[0]
+        if got.shape == (n, 1):
+            return "labels have shape (n, 1), expected (n,): KeOps reductions keep a last axis (.view(-1))"
+        problem = _shape_problem(got, (n,), "labels")
+        if problem:
+            return problem
+        if not np.issubdtype(got.dtype, np.integer):
+            return f"labels should be integers, got {got.dtype} (.long())"
+        xd, cd = to_numpy(x).astype(np.float64), to_numpy(c).astype(np.float64)
+        if got.min() < 0 or got.max() >= len(cd):
+            return f"labels must lie in 0..{len(cd) - 1}, got {got.min()}..{got.max()}"
+        d2 = ((xd[:, None, :] - cd[None, :, :]) ** 2).sum(2)  # (n, k) reference, float64
+        best = d2.min(1)
+        chosen = d2[np.arange(n), got]
+        wrong = np.flatnonzero(chosen > best + 1e-3 * (1.0 + best))
+        if len(wrong):
+            i = int(wrong[0])
+            far = np.abs(xd).max() > 1e3
+            hint = (
+                " (far from the origin: compute (x - c)^2 directly, or centre first)" if far else ""
+            )
+            return (
+                f"{len(wrong)} of {n} points are not given their nearest centroid; first: point {i}, "
+                f"got {got[i]} (squared distance {chosen[i]:.4g}), nearest is {int(d2[i].argmin())} "
+                f"({best[i]:.4g})" + hint
+            )
+        return None
+
+    return _run(
+        "check_keops_assign",
+        fn,
+        [
+            ("1,000 points, k=13, d=2", case(101, 1000, 13), judge),
+            ("k=1", case(102, 200, 1), judge),
+            ("10,000 units from the origin", case(103, 1000, 7, shift=1e4), judge),
+        ],
+    )
+
+
+def check_keops_meanshift_step(fn):
+    """Check ``fn(points tensor, data tensor, bandwidth) -> new points tensor`` (e.g. KeOps).
+
+    One Gaussian mean-shift step, compared with the NumPy engine in float64.
+    """
+
+    def judge(out, points, data, h):
+        if not is_torch(out):
+            return f"expected a torch.Tensor, got {type(out).__name__}"
+        return _step_judge(out, points, data, h)
+
+    return _run(
+        "check_keops_meanshift_step",
+        fn,
+        [
+            ("100 points over 300 data, h=3", _step_case(111, 100, 300, 3.0, True), judge),
+            ("the data themselves, h=1.5", _step_case(112, 200, 200, 1.5, True), judge),
+        ],
+    )
+
+
+# --- end notebook 06 ---------------------------------------------------------------------
+
+
+# --- notebook 07 (faiss) -----------------------------------------------------------------
+# check_ivf_search compares a one-query IVF search with an explicit reference and with
+# clusterlab.compare.ivf_recall; check_full_training trains the learner's faiss.Kmeans
+# from known centroids and reads off, from obj[0], how many points faiss really used.
+
+__all__ += ["check_full_training", "check_ivf_search"]
+
+
+def _ivf_case(seed, nprobe, k_neighbors=10, n=2000, d=4, n_lists=16):
+    """Database, its lists, centroids, and a query halfway between two centroids."""
+
+    def make():
+        from clusterlab.kmeans import assign, kmeans
+
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=(n, d))
+        c = kmeans(x, n_lists, max_iter=5, seed=seed, backend="numpy").centroids
+        labels = np.asarray(assign(x, c, backend="numpy")[1])
+        a, b = rng.choice(n_lists, size=2, replace=False)
+        query = (c[a] + c[b]) / 2 + rng.normal(scale=0.05, size=d)
+        return x, labels, c, query, nprobe, k_neighbors
+
+    return make
+
+
+def _ivf_judge(out, x, labels, c, query, nprobe, k_neighbors):
+    from clusterlab.compare import ivf_recall
+
+    got = to_numpy(out)
+    problem = _shape_problem(got, (k_neighbors,), "ids")
+    if problem:
+        return problem
+    if got.dtype.kind not in "iu":
+        return f"ids should be integers (row numbers of x), got dtype {got.dtype}"
+    if got.min() < 0 or got.max() >= len(x):
+        return f"ids must be row numbers in 0..{len(x) - 1}, got {got.min()}..{got.max()}"
+    if len(set(got.tolist())) < k_neighbors:
+        return "some ids are repeated"
+    probed = np.argsort(((c - query) ** 2).sum(1), kind="stable")[:nprobe]
+    outside = [int(i) for i in got if labels[i] not in probed]
+    if outside:
+        i = outside[0]
+        return (
+            f"point {i} is in list {labels[i]}, which is not among the {nprobe} lists whose "
+            f"centroids are nearest to the query ({sorted(probed.tolist())})"
+        )
+    dist = ((x - query) ** 2).sum(1)
+    cand = np.flatnonzero(np.isin(labels, probed))
+    best = np.sort(dist[cand])[:k_neighbors]
+    if not np.allclose(np.sort(dist[got]), best, rtol=1e-9, atol=1e-12):
+        return "not the nearest scanned points: sort the candidates by distance to the query"
+    truth = np.argsort(dist, kind="stable")[:k_neighbors]
+    recall = len(set(got.tolist()) & set(truth.tolist())) / k_neighbors
+    expected = ivf_recall(x, query[None], c, nprobe_values=[nprobe], k_neighbors=k_neighbors)[0]
+    if not np.isclose(recall, expected["recall"]):
+        return f"recall {recall:.2f}, but ivf_recall finds {expected['recall']:.2f} for this query"
+    return None
+
+
+def check_ivf_search(fn):
+    """Check ``fn(x (n, d), labels (n,), centroids (K, d), query (d,), nprobe, k_neighbors)
+    -> ids (k_neighbors,)``: the nearest points of the ``nprobe`` lists nearest the query.
+
+    Each query sits halfway between two centroids, so probing too few lists, or searching
+    the whole database, gives other neighbours than the IVF search should.
+    """
+    return _run(
+        "check_ivf_search",
+        fn,
+        [
+            ("nprobe=1", _ivf_case(201, 1), _ivf_judge),
+            ("nprobe=3", _ivf_case(202, 3), _ivf_judge),
+            ("nprobe=16 (every list), k_neighbors=5", _ivf_case(203, 16, 5), _ivf_judge),
+        ],
+    )
+
+
+def check_full_training(fn):
+    """Check ``fn(d, k, n) -> faiss.Kmeans`` (untrained) that trains on all ``n`` points.
+
+    The check trains the object on ``n`` points from given initial centroids: faiss's
+    ``obj[0]`` is the objective of those centroids on the points it trained on, so it
+    equals the objective on all ``n`` points only when nothing was subsampled.
+    """
+
+    def case(seed, d, k, n):
+        def make():
+            return d, k, n
+
+        make.seed = seed
+        return make
+
+    def judge(km, d, k, n):
+        from clusterlab.compare import capture_c_output
+        from clusterlab.kmeans import assign
+
+        if not (hasattr(km, "train") and hasattr(km, "cp")):
+            return f"expected a faiss.Kmeans object, got {type(km).__name__}"
+        rng = np.random.default_rng(d * 1000 + k)
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        c0 = x[rng.choice(n, size=k, replace=False)]
+        with capture_c_output():  # a configuration faiss warns about must not print here
+            km.train(x, init_centroids=c0)
+        full = float(np.asarray(assign(x.astype(np.float64), c0.astype(np.float64))[0]).sum())
+        obj0 = float(km.obj[0])
+        if not np.isclose(obj0, full, rtol=1e-3):
+            used = obj0 / (full / n)
+            return (
+                f"faiss trained on about {used:,.0f} of {n:,} points (obj[0] = {obj0:.6g}, "
+                f"but the start's objective on all points is {full:.6g}); "
+                "look at max_points_per_centroid"
+            )
+        return None
+
+    return _run(
+        "check_full_training",
+        fn,
+        [
+            ("n=30,000 points, k=20, d=8", case(211, 8, 20, 30_000), judge),
+            ("n=12,000 points, k=5, d=4", case(212, 4, 5, 12_000), judge),
+        ],
+    )
+
+
+# --- end notebook 07 ---------------------------------------------------------------------

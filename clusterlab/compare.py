@@ -1,0 +1,718 @@
+"""Fair comparisons with faiss and scikit-learn, and cluster-based retrieval (IVF).
+
+Comparing k-means implementations fairly takes more care than timing three calls:
+
+* **same data** (float32 for everyone, since faiss only takes float32),
+* **same start** (the same k-means++ centroids, given to every library),
+* **same work** (the same number of Lloyd iterations, no early stop; faiss's silent
+  subsampling to ``256 * k`` points switched off),
+* **same yardstick** (the final objective recomputed the same way for every result, with
+  :func:`clusterlab.assign` in float64, not each library's own number: faiss reports the
+  objective *before* its last update, scikit-learn and clusterlab the one after),
+* **fair timing** (a warm-up call, then the median of several, via
+  :func:`clusterlab.device.timeit`).
+
+:func:`run_comparison` does all of that. :func:`ivf_recall` measures the idea behind
+faiss's IVF indexes: k-means centroids split a database into lists, and a query scans only
+its ``nprobe`` nearest lists. :func:`capture_c_output` catches what C code (faiss) prints
+to file descriptors 1 and 2, so a notebook can show it as ordinary output.
+
+faiss and scikit-learn are imported inside the functions that need them; a missing faiss
+raises an ``ImportError`` that says what to install.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from clusterlab._validate import (
+    check_array,
+    check_centroids,
+    check_choice,
+    check_int,
+    check_k,
+    check_seed,
+    check_weights,
+    is_torch,
+    to_numpy,
+)
+
+__all__ = [
+    "ENGINES",
+    "CapturedOutput",
+    "capture_c_output",
+    "faiss_kmeans",
+    "format_table",
+    "import_faiss",
+    "ivf_recall",
+    "plot_comparison",
+    "run_comparison",
+    "sklearn_kmeans",
+]
+
+#: The implementations :func:`run_comparison` knows.
+ENGINES = ("clusterlab", "faiss", "sklearn")
+FAISS_INSTALL = "pip install faiss-cpu==1.15.1"
+#: Bytes allowed for one (queries, n) block of exact distances in :func:`ivf_recall`.
+DISTANCE_BUDGET = 64 * 2**20
+
+
+# --------------------------------------------------------------------------------------
+# faiss: import, C-level output
+# --------------------------------------------------------------------------------------
+
+
+def import_faiss():
+    """Import and return the ``faiss`` module, or raise an ImportError saying what to install."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            f"faiss is not installed: {FAISS_INSTALL} "
+            "(or, with conda: conda install -c pytorch faiss-cpu)"
+        ) from exc
+    return faiss
+
+
+@dataclass
+class CapturedOutput:
+    """What C code wrote to file descriptors 1 (``stdout``) and 2 (``stderr``)."""
+
+    stdout: str = ""
+    stderr: str = ""
+
+
+def _c_fflush() -> None:
+    """Flush C's stdio buffers (faiss's ``printf`` output is buffered), where possible."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # no C library to call (e.g. Windows)
+        pass
+
+
+@contextlib.contextmanager
+def capture_c_output():
+    """Capture what C and C++ code prints to the process's stdout and stderr.
+
+    faiss prints from C++ (``printf`` / ``fprintf(stderr, ...)``): its warnings, and with
+    ``verbose=True`` its progress. That text bypasses Python's ``sys.stdout`` and
+    ``sys.stderr``, so ``contextlib.redirect_stderr`` cannot catch it; in Jupyter it shows
+    up late, in a red stderr box, or only in the terminal that started the server. This
+    context manager points file descriptors 1 and 2 at temporary files while its body runs
+    (``os.dup2``), then restores them and hands the text back.
+
+    Yields
+    ------
+    CapturedOutput
+        Filled when the ``with`` block ends: ``.stdout`` and ``.stderr`` (str).
+
+    Examples
+    --------
+    >>> with capture_c_output() as out:  # doctest: +SKIP
+    ...     faiss.Kmeans(2, 20).train(x[:100])
+    >>> print(out.stderr)  # doctest: +SKIP
+    WARNING clustering 100 points to 20 centroids: please provide at least 780 training points
+    """
+    captured = CapturedOutput()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.flush()
+    _c_fflush()
+    fds = (1, 2)
+    saved = {fd: os.dup(fd) for fd in fds}
+    files = {fd: tempfile.TemporaryFile() for fd in fds}
+    try:
+        for fd in fds:
+            os.dup2(files[fd].fileno(), fd)
+        yield captured
+    finally:
+        # Python-level writes made inside the block to a stream on fd 1 or 2 (a terminal
+        # script's print) land in the files too, rather than after the restore.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.flush()
+        _c_fflush()
+        for fd in fds:
+            os.dup2(saved[fd], fd)
+            os.close(saved[fd])
+        texts = {}
+        for fd, f in files.items():
+            f.seek(0)
+            texts[fd] = f.read().decode("utf-8", errors="replace")
+            f.close()
+        captured.stdout, captured.stderr = texts[1], texts[2]
+
+
+# --------------------------------------------------------------------------------------
+# One run of each library
+# --------------------------------------------------------------------------------------
+
+
+def _host_array(x, name="x"):
+    """Validated data as a NumPy array (torch tensors are copied to the host)."""
+    return to_numpy(check_array(x, name))
+
+
+def faiss_kmeans(
+    x,
+    k,
+    *,
+    init=None,
+    niter=10,
+    seed=0,
+    subsample=False,
+    early_stop=False,
+    weights=None,
+    **params,
+):
+    """Run ``faiss.Kmeans`` on float32 data, by default on *all* the points.
+
+    faiss's defaults include a silent subsample: with more than
+    ``max_points_per_centroid * k`` points (256·k by default) ``train`` draws a random
+    256·k of them and clusters only those — with ``verbose=False`` it says nothing, and
+    ``kmeans.obj`` is then the objective on the subsample. That is a fine speed trick,
+    but it makes timings and objectives incomparable with libraries that use every
+    point. Here ``subsample=False`` (the default) sets ``max_points_per_centroid`` to
+    ``ceil(n / k)``, so that ``n <= k * max_points_per_centroid`` and faiss trains on all
+    ``n`` points; ``subsample=True`` keeps faiss's own setting.
+
+    Likewise faiss (1.15) stops as soon as an iteration lowers the objective by a
+    relative amount of at most ``early_stop_threshold`` (0 by default: when it stops
+    decreasing). ``early_stop=False`` (the default) sets that threshold to ``-inf``, so
+    exactly ``niter`` iterations run, as clusterlab's ``tol=0`` does.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+        Data; converted to contiguous float32 (the only type faiss clusters).
+    k : int
+        Number of clusters, ``1 <= k <= n``.
+    init : array_like, shape (k, d), optional
+        Initial centroids (``kmeans.train(x, init_centroids=init)``). ``None``: faiss's
+        own initialisation (``k`` random points chosen with ``seed``).
+    niter : int, default 10
+        Lloyd iterations (faiss never stops early unless asked to).
+    seed : int, default 0
+        Seed of faiss's random choices (initial points, subsample, cluster splits).
+    subsample : bool, default False
+        ``False``: train on every point (see above). ``True``: faiss's default
+        subsampling to ``max_points_per_centroid * k`` points.
+    early_stop : bool, default False
+        ``False``: run all ``niter`` iterations. ``True``: faiss's own early stop.
+    weights : array_like, shape (n,), optional
+        Non-negative sample weights.
+    **params
+        Other fields of ``faiss.ClusteringParameters``, passed to ``faiss.Kmeans``:
+        ``nredo``, ``spherical``, ``verbose``, ``min_points_per_centroid``,
+        ``max_points_per_centroid`` (only with ``subsample=True``),
+        ``early_stop_threshold`` (only with ``early_stop=True``), ``init_method``, ...
+
+    Returns
+    -------
+    faiss.Kmeans
+        The trained object: ``.centroids`` (k, d) float32, ``.obj`` (niter,) the
+        objective of the assignment made at the *start* of each iteration (so
+        ``obj[-1]`` predates the last update), ``.iteration_stats`` (list of dicts:
+        obj, time, time_search, imbalance_factor, nsplit), ``.index`` (a flat index of
+        the final centroids: ``.index.search(x, 1)``) and ``.assign(x)``.
+
+    Raises
+    ------
+    ImportError
+        faiss is not installed.
+    TypeError
+        An unknown parameter in ``params``.
+    ValueError
+        Bad data, ``k``, ``init`` or ``niter``; ``max_points_per_centroid`` given with
+        ``subsample=False``, or ``early_stop_threshold`` with ``early_stop=False``.
+
+    Notes
+    -----
+    faiss also warns (on C-level stderr, see :func:`capture_c_output`) when there are
+    fewer than ``min_points_per_centroid * k`` points (39·k by default). With
+    ``spherical=True`` faiss normalises the centroids, not the data: pass unit rows.
+    """
+    faiss = import_faiss()
+    x = np.ascontiguousarray(_host_array(x), dtype=np.float32)
+    n, d = x.shape
+    k = check_k(k, n)
+    niter = check_int(niter, "niter", low=1)
+    seed = check_int(seed, "seed", low=0, high=2**31 - 1)  # a C int in faiss
+    for name, flag in (("subsample", subsample), ("early_stop", early_stop)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    known = faiss.ClusteringParameters()
+    for name in params:
+        if name in ("k", "d", "gpu") or name.startswith("_") or not hasattr(known, name):
+            raise TypeError(f"faiss_kmeans got an unknown parameter {name!r}")
+    if not subsample:
+        if "max_points_per_centroid" in params:
+            raise ValueError(
+                "max_points_per_centroid is set from n and k when subsample=False; "
+                "pass subsample=True to choose it yourself"
+            )
+        params["max_points_per_centroid"] = -(-n // k)  # ceil(n / k)
+    if not early_stop and hasattr(known, "early_stop_threshold"):
+        if "early_stop_threshold" in params:
+            raise ValueError(
+                "early_stop_threshold only applies with early_stop=True "
+                "(early_stop=False runs exactly niter iterations)"
+            )
+        params["early_stop_threshold"] = -math.inf
+    c0 = None
+    if init is not None:
+        c0 = np.ascontiguousarray(to_numpy(check_centroids(init, x, k, name="init")), np.float32)
+    w = None
+    if weights is not None:
+        w = np.ascontiguousarray(check_weights(weights, x), dtype=np.float32)
+    km = faiss.Kmeans(d, k, niter=niter, seed=seed, **params)
+    km.train(x, weights=w, init_centroids=c0)
+    return km
+
+
+def sklearn_kmeans(x, k, *, init="k-means++", niter=10, seed=0):
+    """Run scikit-learn's ``KMeans`` as a plain Lloyd loop of ``niter`` iterations.
+
+    ``KMeans(algorithm="lloyd", n_init=1, init=init, max_iter=niter, tol=0)``: one run,
+    no centroid-shift tolerance. scikit-learn still stops early when an iteration leaves
+    every label unchanged (a fixed point: more iterations would not move anything), so
+    ``n_iter_`` can be below ``niter``.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+        Data (float32 stays float32, float64 stays float64).
+    k : int
+        Number of clusters, ``1 <= k <= n``.
+    init : {"k-means++", "random"} or array_like of shape (k, d), default "k-means++"
+        Initialisation; an array gives the initial centroids.
+    niter : int, default 10
+        Maximum number of Lloyd iterations.
+    seed : int, default 0
+        ``random_state`` (used by string inits only).
+
+    Returns
+    -------
+    sklearn.cluster.KMeans
+        Fitted: ``.cluster_centers_`` (k, d), ``.labels_`` (n,), ``.inertia_``,
+        ``.n_iter_``.
+    """
+    from sklearn.cluster import KMeans
+
+    x = _host_array(x)
+    k = check_k(k, x.shape[0])
+    niter = check_int(niter, "niter", low=1)
+    seed = check_seed(seed)
+    if isinstance(init, str):
+        check_choice(init, "init", ("k-means++", "random"))
+    else:
+        init = to_numpy(check_centroids(init, x, k, name="init"))
+    est = KMeans(
+        n_clusters=k,
+        init=init,
+        n_init=1,
+        max_iter=niter,
+        tol=0.0,
+        algorithm="lloyd",
+        random_state=seed,
+    )
+    return est.fit(x)
+
+
+# --------------------------------------------------------------------------------------
+# The comparison
+# --------------------------------------------------------------------------------------
+
+
+def _check_engines(engines) -> tuple:
+    if isinstance(engines, str):
+        engines = (engines,)
+    try:
+        engines = tuple(engines)
+    except TypeError:
+        raise TypeError(
+            f"engines must be a sequence of names from {ENGINES}, got {engines!r}"
+        ) from None
+    if not engines:
+        raise ValueError(f"engines is empty; choose from {ENGINES}")
+    for name in engines:
+        check_choice(name, "engines", ENGINES)
+    if len(set(engines)) != len(engines):
+        raise ValueError(f"engines has repeated names: {engines}")
+    return engines
+
+
+def _openmp_threads() -> int | None:
+    """Threads of the OpenMP runtime scikit-learn uses (via threadpoolctl), if known."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    for info in threadpool_info():
+        if info.get("user_api") == "openmp":
+            return int(info.get("num_threads", 0)) or None
+    return None
+
+
+def run_comparison(
+    x,
+    k,
+    *,
+    niter=10,
+    seed=0,
+    repeat=3,
+    engines=ENGINES,
+    device=None,
+    backend="auto",
+):
+    """Time k-means in clusterlab, faiss and scikit-learn on equal terms.
+
+    Every engine gets the same float32 data, the same initial centroids
+    (:func:`clusterlab.kmeans_plusplus` with ``seed``) and ``niter`` Lloyd iterations
+    (clusterlab ``tol=0, max_iter=niter``; scikit-learn ``tol=0, max_iter=niter``, which
+    still stops at a fixed point where no label changes; faiss ``niter`` with
+    subsampling and early stop off, see :func:`faiss_kmeans`). Each is timed with
+    :func:`clusterlab.device.timeit`: one warm-up call, then the median of ``repeat``.
+    The objective of each result is then computed the *same* way — nearest-centroid
+    squared distances of all ``n`` points by :func:`clusterlab.assign` in float64,
+    summed — so the inertias are comparable (each library's own number is kept as
+    ``reported_inertia``).
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+        Data; cast to float32.
+    k : int
+        Number of clusters.
+    niter : int, default 10
+        Lloyd iterations for every engine.
+    seed : int, default 0
+        Seed of the shared k-means++ initialisation.
+    repeat : int, default 3
+        Timed calls per engine (after one warm-up call).
+    engines : sequence of {"clusterlab", "faiss", "sklearn"}, default all three
+        Which implementations to run, in this order.
+    device : str or torch.device, optional
+        Where clusterlab runs (the data are copied there once, before timing).
+        ``None``: :func:`clusterlab.device.default_device` (the GPU if there is one).
+        faiss (faiss-cpu) and scikit-learn always run on the CPU.
+    backend : {"auto", "numpy", "torch", "keops"}, default "auto"
+        clusterlab's engine. ``"numpy"`` runs on the CPU whatever ``device`` is.
+
+    Returns
+    -------
+    list of dict
+        One dict per engine, in ``engines`` order, with keys ``engine`` (name),
+        ``version``, ``device`` (where it ran), ``seconds`` (median), ``times`` (all
+        timed calls), ``first`` (the warm-up call), ``inertia`` (float64, computed the
+        same way for all), ``reported_inertia`` (the library's own final objective),
+        ``n_iter``, ``ratio`` (``seconds`` / fastest median, so 1.0 for the fastest),
+        ``centroids`` ((k, d) float32 NumPy array) and the problem size ``n``, ``d``,
+        ``k``, ``niter``.
+    """
+    import clusterlab as cl
+    from clusterlab.device import _as_device, default_device, device_name, timeit
+    from clusterlab.engines import BACKENDS, torch_available
+
+    x32 = np.ascontiguousarray(_host_array(x), dtype=np.float32)
+    n, d = x32.shape
+    k = check_k(k, n)
+    niter = check_int(niter, "niter", low=1)
+    seed = check_seed(seed)
+    repeat = check_int(repeat, "repeat", low=1)
+    engines = _check_engines(engines)
+    backend = check_choice(backend, "backend", BACKENDS)
+
+    c0 = cl.kmeans_plusplus(x32, k, seed=seed)  # (k, d) float32, the shared start
+    if backend == "numpy" or not torch_available():
+        dev = None  # the NumPy engine: host arrays, nothing to synchronise
+    else:
+        dev = default_device() if device is None else _as_device(device)
+    on_cuda = dev is not None and dev.type == "cuda"
+    if on_cuda:
+        import torch
+
+        x_cl = torch.as_tensor(x32, device=dev)
+        c0_cl = torch.as_tensor(c0, device=dev)
+        x_eval = x_cl.to(torch.float64)  # the yardstick runs where the data already are
+    else:
+        x_cl, c0_cl = x32, c0
+        x_eval = x32.astype(np.float64)
+    cpu_name = device_name("cpu") if torch_available() else "CPU"
+
+    def run_clusterlab():
+        return cl.kmeans(x_cl, k, init=c0_cl, max_iter=niter, tol=0, backend=backend)
+
+    def run_faiss():
+        return faiss_kmeans(x32, k, init=c0, niter=niter, seed=seed)
+
+    def run_sklearn():
+        return sklearn_kmeans(x32, k, init=c0, niter=niter, seed=seed)
+
+    rows = []
+    for name in engines:
+        if name == "clusterlab":
+            fn, sync = run_clusterlab, dev
+            version = f"{cl.__version__} ({backend}"
+            if backend != "numpy" and torch_available():
+                import torch
+
+                version += f", torch {torch.__version__}"
+            version += ")"
+            where = device_name(dev) if dev is not None else cpu_name
+        elif name == "faiss":
+            faiss = import_faiss()
+            fn, sync, version = run_faiss, None, faiss.__version__
+            where = f"CPU, {faiss.omp_get_max_threads()} threads (faiss-cpu)"
+        else:
+            import sklearn
+
+            fn, sync, version = run_sklearn, None, sklearn.__version__
+            threads = _openmp_threads()
+            where = "CPU" + (f", {threads} threads" if threads else "")
+        last = {}
+
+        def timed(fn=fn, last=last):
+            last["result"] = fn()
+
+        timing = timeit(timed, repeat=repeat, warmup=1, device=sync)
+        res = last["result"]
+        if name == "clusterlab":
+            cents, reported, n_iter = res.centroids, res.inertia, res.n_iter
+        elif name == "faiss":
+            cents, reported, n_iter = res.centroids, float(res.obj[-1]), len(res.obj)
+        else:
+            cents, reported, n_iter = res.cluster_centers_, float(res.inertia_), int(res.n_iter_)
+        c_eval = cents.to(x_eval.dtype) if is_torch(cents) else cents
+        if on_cuda and not is_torch(c_eval):
+            c_eval = torch.as_tensor(np.asarray(c_eval), device=dev)
+        dist, _ = cl.assign(x_eval, c_eval)
+        rows.append(
+            {
+                "engine": name,
+                "version": version,
+                "device": where,
+                "seconds": timing.median,
+                "times": timing.times,
+                "first": timing.first,
+                "inertia": float(dist.sum()),
+                "reported_inertia": float(reported),
+                "n_iter": int(n_iter),
+                "centroids": np.asarray(to_numpy(cents), dtype=np.float32),
+                "n": n,
+                "d": d,
+                "k": k,
+                "niter": niter,
+            }
+        )
+    fastest = min(r["seconds"] for r in rows)
+    for r in rows:
+        r["ratio"] = r["seconds"] / fastest
+    return rows
+
+
+def _check_rows(rows) -> list:
+    if isinstance(rows, dict) or not isinstance(rows, (list, tuple)):
+        raise TypeError(
+            f"rows must be the list of dicts run_comparison returns, got {type(rows).__name__}"
+        )
+    if not rows:
+        raise ValueError("rows is empty: nothing to show")
+    need = ("engine", "seconds")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or any(key not in r for key in need):
+            raise ValueError(f"rows[{i}] must be a dict with keys {need}")
+    return list(rows)
+
+
+def format_table(rows) -> str:
+    """A markdown table of :func:`run_comparison`'s rows.
+
+    Parameters
+    ----------
+    rows : list of dict
+        As returned by :func:`run_comparison`.
+
+    Returns
+    -------
+    str
+        Columns: engine, version, device, median time, × the fastest, inertia (computed
+        the same way for all), the library's own reported objective, iterations.
+    """
+    from clusterlab.device import format_seconds
+
+    rows = _check_rows(rows)
+    lines = [
+        "| engine | version | runs on | median time | × fastest | inertia (same yardstick) "
+        "| objective it reports | iterations |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    fastest = min(r["seconds"] for r in rows)
+    for r in rows:
+        ratio = r.get("ratio", r["seconds"] / fastest)
+        lines.append(
+            f"| {r['engine']} | {r.get('version', '')} | {r.get('device', '')} "
+            f"| {format_seconds(r['seconds'])} | {ratio:.2f}× "
+            f"| {r.get('inertia', float('nan')):.7g} | {r.get('reported_inertia', float('nan')):.7g} "
+            f"| {r.get('n_iter', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_comparison(rows, *, baseline=None, ax=None, title=None):
+    """Bars of :func:`run_comparison`'s median times, with speed ratios.
+
+    Parameters
+    ----------
+    rows : list of dict
+        As returned by :func:`run_comparison`.
+    baseline : str, optional
+        The engine the ratios refer to; by default the fastest.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on.
+    title : str, optional
+        Axes title; by default the problem size.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from clusterlab.plotting import plot_timings
+
+    rows = _check_rows(rows)
+    names = [r["engine"] for r in rows]
+    if baseline is None:
+        baseline = names[int(np.argmin([r["seconds"] for r in rows]))]
+    if title is None and all(key in rows[0] for key in ("n", "d", "k", "niter")):
+        r = rows[0]
+        title = f"k-means, N={r['n']:,}, D={r['d']}, K={r['k']}, {r['niter']} iterations"
+    return plot_timings(names, [r["seconds"] for r in rows], baseline=baseline, ax=ax, title=title)
+
+
+# --------------------------------------------------------------------------------------
+# Cluster-based retrieval (the IVF idea)
+# --------------------------------------------------------------------------------------
+
+
+def _exact_neighbors(x, queries, k_neighbors, budget=DISTANCE_BUDGET):
+    """Indices (m, k_neighbors) of each query's nearest rows of ``x``, nearest first.
+
+    Float64, centred on the data mean; queries are processed in blocks so that one
+    (rows, n) distance block stays within ``budget`` bytes.
+    """
+    n = x.shape[0]
+    m = queries.shape[0]
+    mean = x.mean(0)
+    xc = x - mean
+    qc = queries - mean
+    x_sq = np.einsum("ij,ij->i", xc, xc)  # (n,)
+    rows = max(1, min(m, budget // (8 * n)))
+    out = np.empty((m, k_neighbors), dtype=np.int64)
+    for start in range(0, m, rows):
+        q = qc[start : start + rows]  # (b, d)
+        dist = x_sq[None, :] - 2.0 * (q @ xc.T)  # (b, n); + ||q||^2 does not change the order
+        if k_neighbors < n:
+            part = np.argpartition(dist, k_neighbors - 1, axis=1)[:, :k_neighbors]  # (b, kn)
+        else:
+            part = np.broadcast_to(np.arange(n), (len(q), n))
+        order = np.argsort(np.take_along_axis(dist, part, axis=1), axis=1, kind="stable")
+        out[start : start + rows] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def ivf_recall(x, queries, centroids, *, nprobe_values=None, k_neighbors=10):
+    """Recall of cluster-based (IVF) search against exact search, for several ``nprobe``.
+
+    The idea behind faiss's ``IndexIVFFlat``: k-means centroids split the database into
+    ``K`` lists (each point goes to the list of its nearest centroid). A query is compared
+    with the ``K`` centroids, and only the points in its ``nprobe`` nearest lists are
+    scanned, exactly, for its ``k_neighbors`` nearest neighbours. A true neighbour is
+    missed only when it lives in a list that was not probed.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+        The database.
+    queries : array_like, shape (m, d)
+        The query vectors.
+    centroids : array_like, shape (K, d)
+        The coarse quantizer (e.g. k-means centroids of ``x``).
+    nprobe_values : sequence of int, optional
+        Numbers of lists to probe, each in ``[1, K]``; by default 1, 2, 4, ... and ``K``.
+    k_neighbors : int, default 10
+        Neighbours per query (recall@``k_neighbors``), ``1 <= k_neighbors <= n``.
+
+    Returns
+    -------
+    list of dict
+        One dict per ``nprobe`` (in the order given): ``nprobe``, ``recall`` (fraction of
+        the exact ``k_neighbors`` nearest neighbours found, averaged over queries),
+        ``scanned`` (mean fraction of the database scanned per query) and ``candidates``
+        (mean number of points scanned per query).
+
+    Notes
+    -----
+    The exact neighbours come from a brute-force float64 search in blocks of queries
+    (no (m, n) matrix above :data:`DISTANCE_BUDGET` bytes). An IVF search returns the
+    ``k_neighbors`` nearest *scanned* points; every true neighbour in a scanned list is
+    among them (anything closer to the query is also closer in the whole database), so
+    the recall is the fraction of true neighbours whose list is among the ``nprobe``
+    nearest to the query — computed here for all queries and all ``nprobe`` at once.
+    Recall is therefore non-decreasing in ``nprobe`` and equals 1 for ``nprobe = K``.
+    """
+    from clusterlab.kmeans import assign
+
+    x = np.asarray(_host_array(x), dtype=np.float64)
+    queries = np.asarray(_host_array(queries, "queries"), dtype=np.float64)
+    n, d = x.shape
+    if queries.shape[1] != d:
+        raise ValueError(f"queries must have {d} columns like x, got shape {tuple(queries.shape)}")
+    c = np.asarray(to_numpy(check_centroids(centroids, x, name="centroids")), dtype=np.float64)
+    n_lists = c.shape[0]
+    k_neighbors = check_int(k_neighbors, "k_neighbors", low=1, high=n)
+    if nprobe_values is None:
+        nprobe_values = sorted({min(2**i, n_lists) for i in range(int(math.log2(n_lists)) + 2)})
+    if isinstance(nprobe_values, (str, bytes)) or isinstance(nprobe_values, numbers.Number):
+        raise TypeError(f"nprobe_values must be a sequence of ints, got {nprobe_values!r}")
+    nprobe_values = [check_int(p, "nprobe_values", low=1, high=n_lists) for p in nprobe_values]
+    if not nprobe_values:
+        raise ValueError("nprobe_values is empty; give at least one number of lists to probe")
+
+    _, labels = assign(x, c, backend="numpy")  # (n,) the list of every database point
+    labels = np.asarray(labels)
+    sizes = np.bincount(labels, minlength=n_lists)  # (K,)
+    truth = _exact_neighbors(x, queries, k_neighbors)  # (m, kn)
+
+    # Rank of every list for every query: rank[i, j] = position of list j among query
+    # i's lists sorted by distance to their centroid (0 = nearest).
+    mean = c.mean(0)
+    qc, cc = queries - mean, c - mean
+    dq = (cc * cc).sum(1)[None, :] - 2.0 * (qc @ cc.T)  # (m, K)
+    order = np.argsort(dq, axis=1, kind="stable")  # (m, K)
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(n_lists)[None, :], axis=1)
+    truth_rank = np.take_along_axis(rank, labels[truth], axis=1)  # (m, kn)
+    scanned_counts = np.cumsum(sizes[order], axis=1)  # (m, K): points in the p nearest lists
+
+    out = []
+    for p in nprobe_values:
+        cand = float(scanned_counts[:, p - 1].mean())
+        out.append(
+            {
+                "nprobe": p,
+                "recall": float((truth_rank < p).mean()),
+                "scanned": cand / n,
+                "candidates": cand,
+            }
+        )
+    return out
