@@ -20,7 +20,7 @@ def test_assign_direct_matches_the_double_loop(n, d, k):
     c = rng.normal(size=(k, d)).astype(np.float32)
     labels = np.empty(n, dtype=np.int64)
     dist = np.empty(n, dtype=np.float32)
-    cpu_kernels.assign_direct(x, c, labels, dist)
+    cpu_kernels.assign_direct(x, np.ascontiguousarray(c.T), labels, dist)
     ref_dist, ref_labels = loop_assign(x, c)
     np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-6)

@@ -35,22 +35,31 @@ def available() -> bool:
 
 if numba is not None:
 
-    @njit(parallel=True, cache=True, fastmath=False)
-    def assign_direct(x, c, labels, dist):  # pragma: no cover - compiled
-        """Nearest centroid by direct squared distances; (n, d) x, (k, d) c."""
+    @njit(parallel=True, cache=True, fastmath=True)
+    def assign_direct(x, ct, labels, dist):  # pragma: no cover - compiled
+        """Nearest centroid by direct squared distances; (n, d) x, (d, k) transposed c.
+
+        The distances of one point to all k centroids are built feature by feature over
+        a contiguous row (a loop the compiler turns into SIMD), then scanned for the
+        minimum. The inputs are finite (validated), so ``fastmath`` changes nothing but
+        the order of additions.
+        """
         n, d = x.shape
-        k = c.shape[0]
-        block = 256
+        k = ct.shape[1]
+        block = 512
         n_blocks = (n + block - 1) // block
         for b in prange(n_blocks):
-            row = np.empty(k, dtype=x.dtype)  # (k,) distances of one point
+            row = np.empty(k, dtype=x.dtype)  # (k,) squared distances of one point
             for i in range(b * block, min((b + 1) * block, n)):
+                xi = x[i, 0]
                 for j in range(k):
-                    s = 0.0
-                    for t in range(d):
-                        diff = x[i, t] - c[j, t]
-                        s += diff * diff
-                    row[j] = s
+                    diff = xi - ct[0, j]
+                    row[j] = diff * diff
+                for t in range(1, d):
+                    xi = x[i, t]
+                    for j in range(k):
+                        diff = xi - ct[t, j]
+                        row[j] += diff * diff
                 best = row[0]
                 arg = 0
                 for j in range(1, k):

@@ -44,7 +44,7 @@ class TorchEngine(Engine):
             # few features: one fused pass (distances + running minimum), no GEMM
             labels = np.empty(n, dtype=np.int64)
             dist = np.empty(n, dtype=x.numpy().dtype)
-            cpu_kernels.assign_direct(x.contiguous().numpy(), c.contiguous().numpy(), labels, dist)
+            cpu_kernels.assign_direct(x.contiguous().numpy(), c.T.contiguous().numpy(), labels, dist)
             return torch.from_numpy(dist), torch.from_numpy(labels)
         rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
         dist = torch.empty(n, dtype=x.dtype, device=x.device)
