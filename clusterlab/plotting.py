@@ -20,6 +20,8 @@ __all__ = [
     "plot_clusters",
     "plot_elbow",
     "plot_history",
+    "plot_kmeans_state",
+    "plot_meanshift_state",
     "plot_timings",
 ]
 
@@ -406,6 +408,199 @@ def plot_timings(names, seconds, *, baseline=None, ax=None, title=None):
                 text += f"  ({_fmt_ratio(max(r, 1 / r))}× {word})"
         ax.text(ti * (1.1 if log else 1.0), i, "  " + text, va="center", ha="left", fontsize=9)
     ax.set_xlabel("time (s, median)" + (", log scale" if log else ""))
+    if title is not None:
+        ax.set_title(title)
+    return ax
+
+
+def plot_kmeans_state(
+    x,
+    centroids,
+    labels,
+    *,
+    trail=None,
+    ax=None,
+    title=None,
+    max_points=20000,
+    seed=0,
+):
+    """One state of Lloyd's algorithm: points by cluster, centroids, and their path.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d), d >= 2
+        Points; only columns 0 and 1 are drawn.
+    centroids : array-like of shape (k, d)
+        The current centroids (large ``X`` markers, centroid ``i`` in the colour
+        of label ``i``).
+    labels : array-like of shape (n,) of int
+        Cluster of each point.
+    trail : array-like of shape (t, k, d), optional
+        Earlier centroids, oldest first (e.g. after 0, 1, ..., i-1 updates). Each
+        centroid's path ``trail[:, i] -> centroids[i]`` is drawn as a line with
+        small dots, in the centroid's colour.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+    title : str, optional
+        Axes title.
+    max_points, seed
+        As in :func:`plot_clusters`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.collections[0]`` holds the points, ``ax.collections[1]`` the
+        centroids; ``ax.lines`` holds the ``k`` paths when ``trail`` has rows.
+    """
+    cents = _points_2d("centroids", centroids)
+    k = cents.shape[0]
+    path = None
+    if trail is not None:
+        path = to_numpy(trail)
+        if path.ndim != 3 or path.shape[1:] != cents.shape:
+            raise ValueError(
+                f"trail must have shape (t, {k}, {cents.shape[1]}) like the centroids, "
+                f"got shape {path.shape}"
+            )
+        if path.dtype.kind not in "iuf" or not np.all(np.isfinite(path)):
+            raise ValueError("trail must hold finite real numbers")
+    ax = plot_clusters(x, labels, cents, ax=ax, title=title, max_points=max_points, seed=seed)
+    if path is not None and path.shape[0] > 0:
+        full = np.concatenate([path[:, :, :2], cents[None, :, :2]], axis=0)  # (t+1, k, 2)
+        colors = _label_colors(np.arange(k, dtype=np.int64))
+        for i in range(k):
+            ax.plot(
+                full[:, i, 0],
+                full[:, i, 1],
+                color=colors[i],
+                marker="o",
+                markersize=3,
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                linewidth=1.5,
+                zorder=2.5,
+            )
+    return ax
+
+
+def plot_meanshift_state(
+    x,
+    points,
+    centers,
+    labels,
+    *,
+    bandwidth=None,
+    estimate=None,
+    ax=None,
+    title=None,
+    max_points=20000,
+    seed=0,
+):
+    """A mean-shift result: the data by cluster, where each point moved, the modes.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d), d >= 2
+        The data (drawn faint, coloured by cluster).
+    points : array-like of shape (n, d)
+        The shifted points (where each point of ``x`` converged), drawn as small
+        black dots.
+    centers : array-like of shape (m, d)
+        The merged modes, drawn as large ``X`` markers in the colour of their label.
+    labels : array-like of shape (n,) of int
+        Index into ``centers`` of each point.
+    bandwidth : float, optional
+        Draw a circle of this radius (the kernel's width ``h``) around
+        ``centers[0]``, to compare the kernel's size with the clusters'.
+    estimate : float, optional
+        Draw a dashed grey circle of this radius around ``centers[0]`` (e.g.
+        :func:`clusterlab.estimate_bandwidth`'s value).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure when None.
+    title : str, optional
+        Axes title.
+    max_points, seed
+        As in :func:`plot_clusters` (the same subset of ``x`` and ``points``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.collections[0]`` holds the data, ``[1]`` the shifted points,
+        ``[2]`` the centres; ``ax.patches`` the circles. The aspect ratio is
+        equal, so circles look round.
+    """
+    pts = _points_2d("x", x)
+    n = pts.shape[0]
+    moved = _points_2d("points", points)
+    if moved.shape[0] != n:
+        raise ValueError(f"points must have one row per point of x ({n}), got {moved.shape[0]}")
+    cents = _points_2d("centers", centers)
+    lab = _int_labels("labels", labels, n)
+    if lab.size and (lab.min() < 0 or lab.max() >= cents.shape[0]):
+        raise ValueError(
+            f"labels must index centers (0 to {cents.shape[0] - 1}), "
+            f"got values from {int(lab.min())} to {int(lab.max())}"
+        )
+    radii = {}
+    for name, value in (("bandwidth", bandwidth), ("estimate", estimate)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be finite and > 0, got {value}")
+        radii[name] = float(value)
+    max_points = check_int(max_points, "max_points", low=1)
+    seed = check_seed(seed)
+    if n > max_points:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+        pts, moved, lab = pts[idx], moved[idx], lab[idx]
+
+    import matplotlib.patches as mpatches
+
+    ax = _axes(ax)
+    m = pts.shape[0]
+    size = float(np.clip(4000.0 / max(m, 1), 1.0, 30.0))
+    ax.scatter(pts[:, 0], pts[:, 1], s=size, c=_label_colors(lab), alpha=0.35, linewidths=0)
+    ax.scatter(
+        moved[:, 0],
+        moved[:, 1],
+        s=10,
+        c="black",
+        marker=".",
+        linewidths=0,
+        label="shifted points",
+        zorder=2.5,
+    )
+    k = cents.shape[0]
+    ax.scatter(
+        cents[:, 0],
+        cents[:, 1],
+        s=220,
+        marker="X",
+        c=_label_colors(np.arange(k, dtype=np.int64)),
+        edgecolors="black",
+        linewidths=1.8,
+        zorder=3,
+        label=f"{k} centre{'s' if k != 1 else ''}",
+    )
+    styles = {
+        "bandwidth": {"edgecolor": "black", "linestyle": "-", "label": "bandwidth h"},
+        "estimate": {"edgecolor": "tab:gray", "linestyle": "--", "label": "estimate_bandwidth"},
+    }
+    for name, radius in radii.items():
+        ax.add_patch(
+            mpatches.Circle(
+                (float(cents[0, 0]), float(cents[0, 1])),
+                radius,
+                fill=False,
+                linewidth=1.5,
+                zorder=2.6,
+                **styles[name],
+            )
+        )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="best", fontsize=8)
     if title is not None:
         ax.set_title(title)
     return ax
