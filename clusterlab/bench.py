@@ -306,6 +306,45 @@ def plot_result(result, path):
     return path
 
 
+def recorded(kind=None, *, folder=None, prefer="cuda"):
+    """The latest benchmark recorded in ``data/benchmarks/``, as printable tables.
+
+    Parameters
+    ----------
+    kind : {None, "kmeans", "meanshift", "memory"}
+        Keep only that part of the record (all parts when None).
+    folder : path, optional
+        Where the JSON files are (default: the repository's ``data/benchmarks``).
+    prefer : {"cuda", "cpu"}
+        The device type looked for first; the latest record of the other type is the
+        fallback.
+
+    Returns
+    -------
+    str
+        The header (device, versions, date, command) and the tables, or a sentence
+        saying that nothing is recorded yet.
+    """
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent.parent / "data" / "benchmarks"
+    records = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and "meta" in rec:
+            records.append((rec["meta"].get("date", ""), path.name, rec))
+    if not records:
+        return f"no benchmark recorded in {folder} yet"
+    records.sort(key=lambda r: r[0])
+    same = [r for r in records if r[2]["meta"].get("device_type") == prefer]
+    date, name, rec = (same or records)[-1]
+    if kind is not None:
+        rec = {"meta": rec["meta"], kind: rec.get(kind, [])}
+    note = "" if same else f"(no {prefer} record yet; showing the latest of any device)\n"
+    return f"{note}recorded in data/benchmarks/{name} by `{rec['meta'].get('command', '')}`\n" + format_tables(rec)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 

@@ -39,3 +39,13 @@ def test_bench_command_writes_json_and_plot(tmp_path, capsys):
 def test_bad_size_is_refused():
     with pytest.raises(SystemExit, match="needs 3 comma-separated numbers"):
         bench.main(["--kmeans", "1000,2", "--no-save"])
+
+
+def test_recorded_shows_the_latest_record(tmp_path):
+    assert "no benchmark recorded" in bench.recorded(folder=tmp_path)
+    bench.main(["--kmeans", "2000,2,4", "--meanshift", "300,2.5", "--engines", "torch,numpy",
+                "--iters", "2", "--steps", "1", "--repeat", "1", "--device", "cpu",
+                "--out", str(tmp_path / "a.json")])
+    text = bench.recorded("meanshift", folder=tmp_path)
+    assert "no cuda record yet" in text and "a.json" in text
+    assert "mean shift  n=300" in text and "k-means" not in text.split("date:")[1]
