@@ -1,0 +1,98 @@
+"""The KeOps exercise checks of notebook 06 accept right answers and reject wrong ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clusterlab import checks as ck
+
+
+def assign_direct(x, c):
+    """Nearest centroid from (x - c)^2 computed directly, in float32 (a right answer)."""
+    return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1).argmin(1)
+
+
+def assign_expanded(x, c):
+    """The ||x||^2 - 2 x.c + ||c||^2 expansion in float32, not centred (loses digits far away)."""
+    d2 = (x * x).sum(1, keepdim=True) - 2 * x @ c.T + (c * c).sum(1)[None, :]
+    return d2.argmin(1)
+
+
+def step(p, x, h):
+    """One Gaussian mean-shift step with a softmax over the data (a right answer)."""
+    d2 = ((p[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return torch.softmax(-d2 / (2 * h * h), dim=1) @ x
+
+
+@pytest.mark.parametrize(
+    ("check", "right"),
+    [(ck.check_keops_assign, assign_direct), (ck.check_keops_meanshift_step, step)],
+)
+def test_right_answers_pass(check, right, capsys):
+    assert check(right) is True
+    out = capsys.readouterr().out
+    assert "✗" not in out and out.count("✓") >= 2
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        (lambda x, c: assign_direct(x, c).numpy(), "expected a torch.Tensor"),
+        (lambda x, c: assign_direct(x, c)[:, None], "shape (n, 1)"),
+        (lambda x, c: assign_direct(x, c).float(), "should be integers"),
+        (lambda x, c: ((x[:, None] - c[None]) ** 2).sum(-1).argmax(1), "not given their nearest"),
+    ],
+)
+def test_wrong_assign_fails_and_says_why(wrong, message, capsys):
+    assert ck.check_keops_assign(wrong) is False
+    assert message in capsys.readouterr().out
+
+
+def test_expanded_distances_fail_far_from_the_origin(capsys):
+    assert ck.check_keops_assign(assign_expanded) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("✓") and "k=13" in line for line in lines)
+    assert any(line.startswith("✗") and "compute (x - c)^2 directly" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda p, x, h: step(p, x, h * 2**-0.5),  # exp(-d^2 / h^2): the 2 forgotten
+        lambda p, x, h: x.mean(0).expand_as(p).clone(),  # every point to the mean of the data
+        lambda p, x, h: step(p, x, h).numpy(),  # not a tensor
+    ],
+)
+def test_wrong_meanshift_step_fails(wrong, capsys):
+    assert ck.check_keops_meanshift_step(wrong) is False
+    assert "✗" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def LazyTensor():
+    try:
+        from clusterlab.engines.keops_engine import import_keops
+
+        LT = import_keops()
+        x = torch.randn(10, 2)
+        LT(x[:, None, :]).sum(dim=1)  # compiles a tiny formula
+    except Exception as exc:  # no pykeops, or no compiler: say which
+        pytest.skip(f"pykeops cannot compile here: {type(exc).__name__}: {exc}")
+    return LT
+
+
+def test_keops_solutions_pass(LazyTensor, capsys):
+    # The notebook's solutions; float32, d = 2: the package's formulas, already compiled.
+    def keops_assign(x, c):
+        x_i, c_j = LazyTensor(x[:, None, :]), LazyTensor(c[None, :, :])
+        return ((x_i - c_j) ** 2).sum(-1).argmin(dim=1).view(-1).long()
+
+    def keops_step(p, x, h):
+        p_i, x_j = LazyTensor(p[:, None, :]), LazyTensor(x[None, :, :])
+        d_ij = ((p_i - x_j) ** 2).sum(-1)
+        return (-d_ij / (2.0 * h * h)).sumsoftmaxweight(x_j, dim=1)
+
+    assert ck.check_keops_assign(keops_assign) is True
+    assert ck.check_keops_meanshift_step(keops_step) is True
+    assert "✗" not in capsys.readouterr().out
