@@ -194,18 +194,29 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
 # memory (each in its own process, so that the peak resident memory is its own)
 # --------------------------------------------------------------------------------------
 
-_MEMORY_KMEANS = """
-import json, resource, time, numpy as np, clusterlab as cl
+_PEAK = """
+def peak_rss_bytes():
+    # VmHWM starts afresh with each exec; ru_maxrss would carry the parent's peak over
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+"""
+
+_MEMORY_KMEANS = _PEAK + """
+import json, time, numpy as np, clusterlab as cl
 x = cl.data.make_gaussian_cloud(5_000_000, 8, seed=0)
 t = time.perf_counter()
 res = cl.kmeans(x, 1000, init="random", max_iter={niter}, tol=0, seed=0)
 print(json.dumps({{"what": "k-means 5,000,000 x 8, K=1000, {niter} iteration(s)",
   "seconds": time.perf_counter() - t,
-  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+  "peak_rss_bytes": peak_rss_bytes()}}))
 """
 
-_MEMORY_MEANSHIFT = """
-import json, resource, time, torch, numpy as np, clusterlab as cl
+_MEMORY_MEANSHIFT = _PEAK + """
+import json, time, torch, numpy as np, clusterlab as cl
 from clusterlab.engines import get_engine
 x = cl.data.make_gaussian_cloud(1_000_000, 2, seed=0)
 eng = get_engine("auto", torch.as_tensor(x, device="{device}"))
@@ -216,7 +227,7 @@ y = eng.shift(xe[:q], xe, 0.1)
 eng.scalars(y.sum())
 print(json.dumps({{"what": f"mean shift step, {{q:,}} of 1,000,000 points in 2-D over all 1,000,000",
   "seconds": time.perf_counter() - t,
-  "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}}))
+  "peak_rss_bytes": peak_rss_bytes()}}))
 """
 
 
@@ -337,6 +348,8 @@ def recorded(kind=None, *, folder=None, prefer="cuda"):
     if not records:
         return f"no benchmark recorded in {folder} yet"
     records.sort(key=lambda r: r[0])
+    if kind is not None:
+        records = [r for r in records if r[2].get(kind)] or records
     same = [r for r in records if r[2]["meta"].get("device_type") == prefer]
     date, name, rec = (same or records)[-1]
     if kind is not None:
