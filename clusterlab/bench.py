@@ -260,26 +260,21 @@ def format_tables(result) -> str:
     lines = [f"device: {m['device']}   cpu: {m['cpu']}   torch threads: {m['torch_threads']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"date: {m['date']}", ""]
-    for table in result.get("kmeans", []):
-        r0 = table[0]
-        lines.append(f"k-means  n={r0['n']:,} d={r0['d']} k={r0['k']}, {r0['niter']} iterations, "
-                     "same init; ratio = time / clusterlab-torch")
-        lines.append("| engine | device | median | first call | ratio | inertia |")
-        lines.append("|---|---|---|---|---|---|")
-        for r in table:
-            lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
-                         f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {r['inertia']:.6g} |")
-        lines.append("")
-    for table in result.get("meanshift", []):
-        r0 = table[0]
-        lines.append(f"mean shift  n={r0['n']:,} d=2 h={r0['bandwidth']}, {r0['niter']} steps; "
-                     "ratio = time / clusterlab-torch")
-        lines.append("| engine | device | median | first call | ratio | clusters |")
-        lines.append("|---|---|---|---|---|---|")
-        for r in table:
-            lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
-                         f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {r['n_clusters']} |")
-        lines.append("")
+    parts = [
+        ("kmeans", "inertia", lambda r: f"{r['inertia']:.6g}",
+         lambda r: f"k-means  n={r['n']:,} d={r['d']} k={r['k']}, {r['niter']} iterations, same init"),
+        ("meanshift", "clusters", lambda r: str(r["n_clusters"]),
+         lambda r: f"mean shift  n={r['n']:,} d=2 h={r['bandwidth']}, {r['niter']} steps"),
+    ]
+    for kind, last, cell, title in parts:
+        for table in result.get(kind, []):
+            lines.append(title(table[0]) + "; ratio = time / clusterlab-torch")
+            lines.append(f"| engine | device | median | first call | ratio | {last} |")
+            lines.append("|---|---|---|---|---|---|")
+            for r in table:
+                lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
+                             f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {cell(r)} |")
+            lines.append("")
     for r in result.get("memory", []):
         if "error" in r:
             lines.append(f"memory run failed: {r['error'][-300:]}")
