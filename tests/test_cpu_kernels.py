@@ -44,6 +44,10 @@ def test_cluster_sums_match_bincount():
     ref = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=9) for j in range(5)], 1)
     np.testing.assert_allclose(sums, ref, rtol=1e-12)
     np.testing.assert_allclose(counts, np.bincount(labels, weights=w, minlength=9), rtol=1e-12)
+    # no weights: an empty array stands for all ones
+    sums1, counts1 = cpu_kernels.cluster_sums(x, labels, np.empty(0), 9, 2)
+    np.testing.assert_allclose(sums1, np.stack([np.bincount(labels, weights=x[:, j], minlength=9) for j in range(5)], 1))
+    np.testing.assert_array_equal(counts1, np.bincount(labels, minlength=9))
 
 
 @pytest.mark.parametrize("d", [2, 32])

@@ -86,7 +86,11 @@ if numba is not None:
 
     @njit(parallel=True, cache=True)
     def cluster_sums(x, labels, w, k, n_threads):  # pragma: no cover - compiled
-        """(k, d) weighted sums and (k,) weighted counts, float64 accumulators."""
+        """(k, d) weighted sums and (k,) weighted counts, float64 accumulators.
+
+        An empty ``w`` (shape (0,)) means every weight is 1, so no (n,) array of ones
+        is allocated per iteration.
+        """
         n, d = x.shape
         sums = np.zeros((n_threads, k, d), dtype=np.float64)
         counts = np.zeros((n_threads, k), dtype=np.float64)
@@ -94,7 +98,7 @@ if numba is not None:
         for t in prange(n_threads):
             for i in range(t * per, min((t + 1) * per, n)):
                 j = labels[i]
-                wi = w[i]
+                wi = w[i] if w.shape[0] > 0 else 1.0
                 counts[t, j] += wi
                 for q in range(d):
                     sums[t, j, q] += wi * x[i, q]

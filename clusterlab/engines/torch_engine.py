@@ -95,7 +95,7 @@ class TorchEngine(Engine):
     def cluster_sums(self, x, labels, w, k):
         if self.device_type == "cpu" and cpu_kernels.available():
             # per-thread sums in float64; torch's index_add_ is serial on a CPU
-            wn = np.ones(x.shape[0], dtype=np.float64) if w is None else w.numpy()
+            wn = np.empty(0, dtype=np.float64) if w is None else w.numpy().astype(np.float64)
             sums, counts = cpu_kernels.cluster_sums(
                 x.contiguous().numpy(), labels.numpy(), wn, k, cpu_kernels.threads()
             )
