@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 # Quiet KeOps, and no GUI windows from matplotlib in the test process.
 os.environ.setdefault("KEOPS_VERBOSE", "0")
 os.environ.setdefault("PYKEOPS_VERBOSE", "0")
@@ -40,3 +42,32 @@ def pytest_collection_modifyitems(session, config, items):
         if "stderr" not in nbfile.skip_compare:
             nbfile.skip_compare = (*nbfile.skip_compare, "stderr")
             nbfile.setup = _kernel_env(nbfile.setup)
+
+
+@pytest.fixture
+def agg_backend():
+    """Draw off-screen with Agg, and close every figure the test made."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    old = matplotlib.get_backend()
+    plt.switch_backend("Agg")
+    yield
+    plt.close("all")
+    if old.lower() != "agg":
+        plt.switch_backend(old)
+
+
+@pytest.fixture(scope="session")
+def keops_lazytensor():
+    """pykeops' LazyTensor, once a tiny formula compiled; else skip, saying why."""
+    import torch
+
+    try:
+        from clusterlab.engines.keops_engine import import_keops
+
+        LazyTensor = import_keops()
+        LazyTensor(torch.randn(10, 2)[:, None, :]).sum(dim=1)  # compiles a tiny formula
+    except Exception as exc:  # no pykeops, or no compiler: say which
+        pytest.skip(f"pykeops cannot compile here: {type(exc).__name__}: {exc}")
+    return LazyTensor

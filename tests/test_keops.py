@@ -17,15 +17,8 @@ from tests._helpers import same_partition, six_blobs
 
 
 @pytest.fixture(scope="module")
-def keops_ok():
-    try:
-        from clusterlab.engines.keops_engine import import_keops
-
-        LazyTensor = import_keops()
-        x = torch.randn(10, 2)
-        LazyTensor(x[:, None, :]).sum(dim=1)  # compiles a tiny formula
-    except Exception as exc:  # no pykeops, or no compiler: say which
-        pytest.skip(f"pykeops cannot compile here: {type(exc).__name__}: {exc}")
+def keops_ok(keops_lazytensor):
+    return keops_lazytensor
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,8 @@ from clusterlab.plotting import (
 
 
 @pytest.fixture(autouse=True)
-def _agg_backend():
-    """Draw off-screen, and close every figure a test made."""
-    old = matplotlib.get_backend()
-    plt.switch_backend("Agg")
-    yield
-    plt.close("all")
-    if old.lower() != "agg":
-        plt.switch_backend(old)
+def _agg(agg_backend):
+    """Every test here draws off-screen (the shared fixture in conftest.py)."""
 
 
 def _points(n=60, k=3, seed=0):

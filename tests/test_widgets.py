@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -32,14 +31,8 @@ REDRAW_LIMIT_S = 1.0  # a redraw, recomputation included, at the notebook's size
 
 
 @pytest.fixture(autouse=True)
-def _agg_backend():
-    """Plot functions called directly draw off-screen; every figure is closed after."""
-    old = matplotlib.get_backend()
-    plt.switch_backend("Agg")
-    yield
-    plt.close("all")
-    if old.lower() != "agg":
-        plt.switch_backend(old)
+def _agg(agg_backend):
+    """Every test here draws off-screen (the shared fixture in conftest.py)."""
 
 
 @pytest.fixture
