@@ -26,13 +26,25 @@ def test_assign_direct_matches_the_double_loop(n, d, k):
     np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-6)
 
 
-def test_argmin_rows_matches_numpy():
-    g = np.random.default_rng(0).normal(size=(300, 41)).astype(np.float32)
-    lab = np.empty(300, dtype=np.int64)
-    best = np.empty(300, dtype=np.float32)
-    cpu_kernels.argmin_rows(g, lab, best)
-    np.testing.assert_array_equal(lab, g.argmin(1))
-    np.testing.assert_array_equal(best, g.min(1))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, rows", [(1, 7), (41, 300), (1000, 513), (3, 256)])
+def test_argmin_cols_matches_numpy(k, rows, dtype):
+    # (k, rows) blocks; rows not a multiple of the 256-column strip, k = 1 included
+    g = np.random.default_rng(k).normal(size=(k, rows)).astype(dtype)
+    lab = np.full(rows, -1, dtype=np.int64)
+    best = np.empty(rows, dtype=dtype)
+    cpu_kernels.argmin_cols(g, lab, best)
+    np.testing.assert_array_equal(lab, g.argmin(0))
+    np.testing.assert_array_equal(best, g.min(0))
+
+
+def test_argmin_cols_keeps_the_first_index_on_ties():
+    # few distinct values: most columns have ties, and argmin's rule is the first index
+    g = np.random.default_rng(3).integers(0, 3, size=(50, 700)).astype(np.float32)
+    lab = np.empty(700, dtype=np.int64)
+    best = np.empty(700, dtype=np.float32)
+    cpu_kernels.argmin_cols(g, lab, best)
+    np.testing.assert_array_equal(lab, g.argmin(0))
 
 
 def test_cluster_sums_match_bincount():
@@ -62,3 +74,18 @@ def test_kmeans_is_the_same_with_and_without_numba(monkeypatch, d):
     assert fast.inertia == pytest.approx(plain.inertia, rel=1e-5)
     t = torch.from_numpy(x)
     assert isinstance(cl.kmeans(t, 3, seed=0).centroids, torch.Tensor)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("chunk_size", [None, 37])
+def test_assign_blocks_are_the_same_with_and_without_numba(monkeypatch, metric, chunk_size):
+    # d = 16 takes the GEMM + column-argmin path; 37-row blocks leave a short last block
+    x = cl.data.make_gaussian_cloud(1000, 16, seed=2)
+    c = x[::50]
+    fast = cl.assign(x, c, metric=metric, chunk_size=chunk_size, backend="torch")
+    monkeypatch.setattr(cpu_kernels, "available", lambda: False)
+    plain = cl.assign(x, c, metric=metric, chunk_size=chunk_size, backend="torch")
+    ref = cl.assign(x, c, metric=metric, backend="numpy")
+    np.testing.assert_array_equal(fast[1], plain[1])  # labels
+    np.testing.assert_array_equal(fast[1], ref[1])
+    np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-4)  # distances
