@@ -102,9 +102,7 @@ def _prepare(eng, x, w, metric, name="x"):
             )
         xp = eng.normalize_rows(xe)
         return xp, None, None
-    offset = eng.mean_rows(xe, w)
-    xp = xe - offset
-    return xp, offset, eng.row_sqnorms(xp)
+    return eng.centre(xe, w)
 
 
 def _frame(eng, c, offset, metric):
@@ -315,7 +313,11 @@ def kmeans(
     xp, offset, x_sq = _prepare(eng, x, we, metric)
     # scikit-learn's tolerance: tol times the mean per-feature variance.
     sq = eng.row_sqnorms(xp) if x_sq is None else x_sq  # (n,)
-    (mean_sq, centre_sq) = eng.scalars(sq.mean(), (eng.mean_rows(xp) ** 2).sum())
+    if offset is not None and we is None:
+        (mean_sq,) = eng.scalars(sq.mean())  # xp is centred on its own mean
+        centre_sq = 0.0
+    else:
+        (mean_sq, centre_sq) = eng.scalars(sq.mean(), (eng.mean_rows(xp) ** 2).sum())
     tol_abs = tol * max(mean_sq - centre_sq, 0.0) / x.shape[1]
 
     rng = np.random.default_rng(seed)
@@ -376,10 +378,8 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto")
         cp = _frame(eng, ce, None, metric)
     else:
         # Centre on the centroids' mean (cheap: k rows) so distances keep their digits.
-        offset = eng.mean_rows(ce)
-        xp = eng.from_input(x) - offset
+        xp, offset, x_sq = eng.centre(eng.from_input(x), offset=eng.mean_rows(ce))
         cp = ce - offset
-        x_sq = eng.row_sqnorms(xp)
     dist, labels = eng.assign(xp, cp, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
     return eng.to_output(dist, x), eng.to_output(labels, x)
 

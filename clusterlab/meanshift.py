@@ -221,9 +221,7 @@ def meanshift(
 
     eng = get_engine(backend, x)
     xe = eng.from_input(x)
-    offset = eng.mean_rows(xe)
-    xp = xe - offset  # centred: the distance expansion keeps its digits
-    x_sq = eng.row_sqnorms(xp)
+    xp, offset, x_sq = eng.centre(xe)  # centred: the distance expansion keeps its digits
     y = eng.copy(xp)
     thr2 = (tol * bandwidth) ** 2
     active = eng.index(np.arange(x.shape[0]))  # points still moving (non-blurring)

@@ -82,6 +82,18 @@ class Engine:
         raise NotImplementedError
 
     # --- small helpers the loops use (O(n) or O(k) work) -------------------------
+    def centre(self, x, w=None, offset=None):
+        """Rows of ``x`` minus ``offset`` (default: their (weighted) mean).
+
+        Returns ``(xp, offset, x_sq)``: (n, d) centred rows, the (d,) offset and the
+        (n,) squared norms of ``xp``. Distances expanded as ``||x||^2 - 2 x.c + ||c||^2``
+        keep their digits only on centred data.
+        """
+        if offset is None:
+            offset = self.mean_rows(x, w)
+        xp = x - offset
+        return xp, offset, self.row_sqnorms(xp)
+
     def copy(self, a):
         raise NotImplementedError
 

@@ -9,7 +9,9 @@ same, in parallel over blocks of points (``numba.prange``):
   minimum in one pass, no (n, k) matrix at all;
 * :func:`argmin_cols` — the argmin over k of a (k, rows) block that a BLAS GEMM
   produced, column-wise so that it runs in SIMD lanes (16 points at a time);
-* :func:`cluster_sums` — per-thread (k, d) sums in float64, added up at the end.
+* :func:`cluster_sums` — per-thread (k, d) sums in float64, added up at the end;
+* :func:`column_mean` and :func:`centre_rows` — the (weighted) mean of the rows in
+  float64, then centred rows and their squared norms in one pass (no temporaries).
 
 numba is optional: without it the torch engine falls back to torch/NumPy operations.
 Each kernel is compiled on first use (about a second) and cached on disk.
@@ -133,6 +135,44 @@ if numba is not None:
                 for q in range(d):
                     sums[t, j, q] += wi * x[i, q]
         return sums.sum(0), counts.sum(0)
+
+
+    @njit(parallel=True, cache=True)
+    def column_mean(x, w, n_threads):  # pragma: no cover - compiled
+        """(d,) float64 (weighted) mean of the rows of an (n, d) array.
+
+        Per-thread float64 partial sums; an empty ``w`` means every weight is 1.
+        """
+        n, d = x.shape
+        sums = np.zeros((n_threads, d), dtype=np.float64)
+        totals = np.zeros(n_threads, dtype=np.float64)
+        per = (n + n_threads - 1) // n_threads
+        for t in prange(n_threads):
+            acc = np.zeros(d, dtype=np.float64)
+            tot = 0.0
+            for i in range(t * per, min((t + 1) * per, n)):
+                wi = w[i] if w.shape[0] > 0 else 1.0
+                tot += wi
+                for j in range(d):
+                    acc[j] += wi * x[i, j]
+            sums[t] = acc
+            totals[t] = tot
+        return sums.sum(0) / totals.sum()
+
+    @njit(parallel=True, cache=True, fastmath=True)
+    def centre_rows(x, offset, out, sq):  # pragma: no cover - compiled
+        """``out = x - offset`` and ``sq = (out * out).sum(1)`` in one pass over ``x``.
+
+        ``fastmath`` only lets the row sum be added in SIMD order (inputs are finite).
+        """
+        n, d = x.shape
+        for i in prange(n):
+            s = 0.0
+            for j in range(d):
+                v = x[i, j] - offset[j]
+                out[i, j] = v
+                s += v * v
+            sq[i] = s
 
 
 def threads() -> int:

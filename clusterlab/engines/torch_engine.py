@@ -172,6 +172,21 @@ class TorchEngine(Engine):
         return out.clamp_min_(0.0).sqrt_()
 
     # --- small helpers -------------------------------------------------------
+    def centre(self, x, w=None, offset=None):
+        if self.device_type != "cpu" or not cpu_kernels.available():
+            return super().centre(x, w, offset)
+        # one pass, no (n, d) temporaries: ~6x faster than mean, subtract, square, sum
+        xn = x.contiguous().numpy()
+        if offset is None:
+            wn = np.empty(0) if w is None else w.numpy().astype(np.float64)
+            off = cpu_kernels.column_mean(xn, wn, cpu_kernels.threads()).astype(xn.dtype)
+        else:
+            off = np.ascontiguousarray(offset.numpy(), dtype=xn.dtype)
+        xp = np.empty_like(xn)
+        x_sq = np.empty(xn.shape[0], dtype=xn.dtype)
+        cpu_kernels.centre_rows(xn, off, xp, x_sq)
+        return torch.from_numpy(xp), torch.from_numpy(off), torch.from_numpy(x_sq)
+
     def copy(self, a):
         return a.clone()
 
