@@ -89,3 +89,21 @@ def test_assign_blocks_are_the_same_with_and_without_numba(monkeypatch, metric, 
     np.testing.assert_array_equal(fast[1], plain[1])  # labels
     np.testing.assert_array_equal(fast[1], ref[1])
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-4)  # distances
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_centre_matches_mean_subtract_square(dtype):
+    from clusterlab.engines.base import Engine
+    from clusterlab.engines.torch_engine import TorchEngine
+
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy((rng.normal(size=(2001, 7)) * 3 + 100).astype(dtype))
+    w = torch.from_numpy(rng.uniform(0, 2, size=2001).astype(dtype))
+    eng = TorchEngine("cpu")
+    for kwargs in ({}, {"w": w}, {"offset": x[:5].mean(0)}):
+        xp, off, sq = eng.centre(x, **kwargs)
+        ref_xp, ref_off, ref_sq = Engine.centre(eng, x, **kwargs)  # mean, subtract, square
+        assert xp.dtype == off.dtype == sq.dtype == x.dtype
+        np.testing.assert_allclose(off, ref_off, rtol=1e-6)
+        np.testing.assert_allclose(xp, ref_xp, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sq, ref_sq, rtol=1e-4, atol=1e-3)
