@@ -48,7 +48,7 @@ KEOPS_CPU_MAX_D = 16
 #: The NumPy loop rung and scikit-learn's MeanShift only run on sizes they finish.
 LOOP_MAX_N = 3_000
 SKLEARN_MEANSHIFT_MAX_N = 20_000
-KMEANS_ENGINES = ("torch", "numpy", "keops", "faiss", "sklearn")
+KMEANS_ENGINES = ("torch", "numpy", "keops", "faiss", "faiss+labels", "sklearn")
 MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "loop", "sklearn")
 
 
@@ -98,7 +98,7 @@ def bench_kmeans(n, d, k, *, engines, niter=10, repeat=3, device=None, seed=0):
     x = make_gaussian_cloud(n, d, seed=seed)
     rows = []
     for eng in engines:
-        if eng in ("faiss", "sklearn"):
+        if eng in ("faiss", "faiss+labels", "sklearn"):
             got = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=(eng,))
             got[0]["engine"] = eng
         else:
@@ -415,6 +415,9 @@ def main(argv=None) -> int:
     if args.meanshift is not None:
         ms_sizes = _sizes(args.meanshift, 2)
     wanted = set(args.engines.split(",")) if args.engines else None
+    known = set(KMEANS_ENGINES + MEANSHIFT_ENGINES)
+    if wanted is not None and not wanted <= known:
+        p.error(f"--engines: unknown {sorted(wanted - known)}; choose from {sorted(known)}")
 
     from clusterlab.engines.keops_engine import keops_available
 
@@ -426,6 +429,7 @@ def main(argv=None) -> int:
         has["faiss"] = True
     except ImportError:
         has["faiss"] = False
+    has["faiss+labels"] = has["faiss"]
 
     def pick(pool, d=None):
         out = []

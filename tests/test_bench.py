@@ -41,6 +41,23 @@ def test_bad_size_is_refused():
         bench.main(["--kmeans", "1000,2", "--no-save"])
 
 
+def test_unknown_engine_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--kmeans", "1000,2,3", "--engines", "torch,fiass", "--no-save"])
+    assert "--engines: unknown ['fiass']" in capsys.readouterr().err
+
+
+def test_faiss_with_labels_times_the_same_output():
+    pytest.importorskip("faiss")
+    rows = bench.bench_kmeans(3000, 4, 6, engines=["torch", "faiss", "faiss+labels"], niter=3,
+                              repeat=1, device="cpu")
+    by = {r["engine"]: r for r in rows}
+    assert set(by) == {"clusterlab-torch", "faiss", "faiss+labels"}
+    # the same training: the same centroids and objective; the labels cost one more pass
+    assert by["faiss+labels"]["inertia"] == pytest.approx(by["faiss"]["inertia"], rel=1e-6)
+    assert by["faiss+labels"]["n_iter"] == by["faiss"]["n_iter"] == 3
+
+
 def test_recorded_shows_the_latest_record(tmp_path):
     assert "no benchmark recorded" in bench.recorded(folder=tmp_path)
     bench.main(["--kmeans", "2000,2,4", "--meanshift", "300,2.5", "--engines", "torch,numpy",
