@@ -96,18 +96,9 @@ def bench_kmeans(n, d, k, *, engines, niter=10, repeat=3, device=None, seed=0):
     from clusterlab.data import make_gaussian_cloud
 
     x = make_gaussian_cloud(n, d, seed=seed)
-    rows = []
-    for eng in engines:
-        if eng in ("faiss", "faiss+labels", "sklearn"):
-            got = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=(eng,))
-            got[0]["engine"] = eng
-        else:
-            got = run_comparison(
-                x, k, niter=niter, seed=seed, repeat=repeat, engines=("clusterlab",),
-                backend=eng, device=device,
-            )
-            got[0]["engine"] = f"clusterlab-{eng}"
-        rows.extend(got)
+    names = [e if e in ("faiss", "faiss+labels", "sklearn") else f"clusterlab-{e}" for e in engines]
+    # one call: every engine is timed in the same rounds (see timeit_interleaved)
+    rows = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=names, device=device)
     _ratios(rows, "clusterlab-torch")
     for r in rows:
         r.pop("centroids", None)
@@ -138,51 +129,51 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
 
     import clusterlab as cl
     from clusterlab import ladder
-    from clusterlab.device import device_name, timeit
+    from clusterlab.device import device_name, timeit_interleaved
 
     per_blob = max(1, n // 6)
     x, _, _ = cl.data.make_six_blobs(per_blob, seed=seed)
-    rows = []
+    fns, where, results = {}, {}, {}
     for eng in engines:
         if eng == "loop" and len(x) > LOOP_MAX_N:
             continue
         if eng == "sklearn" and len(x) > SKLEARN_MEANSHIFT_MAX_N:
             continue
-        last = {}
         if eng in ("torch", "keops"):
             xt = torch.as_tensor(x, device=device)
 
-            def fn(xt=xt, eng=eng, last=last):
-                last["res"] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng)
+            def fn(xt=xt, eng=eng):
+                results[eng] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng)
 
-            sync, where = device, device_name(device)
-        elif eng == "numpy":
+            fns[eng], where[eng] = (fn, device), device_name(device)
+            continue
+        if eng == "numpy":
 
-            def fn(last=last):
-                last["res"] = cl.meanshift(x, bandwidth, max_iter=niter, tol=0, backend="numpy")
+            def fn():
+                results["numpy"] = cl.meanshift(x, bandwidth, max_iter=niter, tol=0, backend="numpy")
 
-            sync, where = None, device_name("cpu")
         elif eng == "loop":
 
-            def fn(last=last):
+            def fn():
                 pts = ladder.meanshift_loop_numpy(x, bandwidth, niter)
-                last["res"] = cl.meanshift(pts, bandwidth, max_iter=0)  # merge only
+                results["loop"] = cl.meanshift(pts, bandwidth, max_iter=0)  # merge only
 
-            sync, where = None, device_name("cpu")
         else:
             from sklearn.cluster import MeanShift
 
-            def fn(last=last):
-                last["res"] = MeanShift(bandwidth=bandwidth, max_iter=niter).fit(x)
+            def fn():
+                results["sklearn"] = MeanShift(bandwidth=bandwidth, max_iter=niter).fit(x)
 
-            sync, where = None, device_name("cpu")
-        timing = timeit(fn, repeat=repeat, warmup=1, device=sync)
-        res = last["res"]
+        fns[eng], where[eng] = (fn, None), device_name("cpu")
+    timings = timeit_interleaved(fns, repeat=repeat, warmup=1)  # the same rounds for all
+    rows = []
+    for eng, timing in timings.items():
+        res = results[eng]
         n_clusters = len(res.cluster_centers_) if eng == "sklearn" else len(res.centers)
         rows.append({
             "engine": "sklearn-meanshift (flat)" if eng == "sklearn"
             else ("numpy-loop" if eng == "loop" else f"clusterlab-{eng}"),
-            "device": where, "n": len(x), "d": 2, "bandwidth": bandwidth, "niter": niter,
+            "device": where[eng], "n": len(x), "d": 2, "bandwidth": bandwidth, "niter": niter,
             "seconds": timing.median, "times": list(timing.times), "first": timing.first,
             "n_clusters": int(n_clusters),
         })

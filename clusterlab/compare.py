@@ -65,7 +65,11 @@ ENGINES = ("clusterlab", "faiss", "sklearn")
 #: ``train`` followed by ``index.search(x, 1)``, the labels of the returned centroids.
 #: clusterlab and scikit-learn return those labels (one more assignment pass than
 #: ``niter``); faiss's ``train`` alone does not, so this row times the same output.
-ENGINE_CHOICES = ENGINES + ("faiss+labels",)
+#: ``"clusterlab-<backend>"`` (``torch``, ``numpy``, ``keops``) names one engine of
+#: clusterlab explicitly, so that several can be timed in the same rounds.
+ENGINE_CHOICES = ENGINES + (
+    "faiss+labels", "clusterlab-torch", "clusterlab-numpy", "clusterlab-keops"
+)
 FAISS_INSTALL = "pip install faiss-cpu==1.15.1"
 #: Bytes allowed for one (queries, n) block of exact distances in :func:`ivf_recall`.
 DISTANCE_BUDGET = 64 * 2**20
@@ -387,8 +391,10 @@ def run_comparison(
     (:func:`clusterlab.kmeans_plusplus` with ``seed``) and ``niter`` Lloyd iterations
     (clusterlab ``tol=0, max_iter=niter``; scikit-learn ``tol=0, max_iter=niter``, which
     still stops at a fixed point where no label changes; faiss ``niter`` with
-    subsampling and early stop off, see :func:`faiss_kmeans`). Each is timed with
-    :func:`clusterlab.device.timeit`: one warm-up call, then the median of ``repeat``.
+    subsampling and early stop off, see :func:`faiss_kmeans`). They are timed with
+    :func:`clusterlab.device.timeit_interleaved`: one warm-up call each, then
+    ``repeat`` rounds that time every engine once (so a machine that slows down for a
+    while slows all of them alike), and the median of each engine's rounds.
     The objective of each result is then computed the *same* way — nearest-centroid
     squared distances of all ``n`` points by :func:`clusterlab.assign` in float64,
     summed — so the inertias are comparable (each library's own number is kept as
@@ -406,10 +412,11 @@ def run_comparison(
         Seed of the shared k-means++ initialisation.
     repeat : int, default 3
         Timed calls per engine (after one warm-up call).
-    engines : sequence of {"clusterlab", "faiss", "sklearn", "faiss+labels"}
-        Which implementations to run, in this order; default the first three.
-        ``"faiss+labels"`` adds faiss's ``index.search`` for the final labels, which
-        clusterlab and scikit-learn include (see :data:`ENGINE_CHOICES`).
+    engines : sequence of names from :data:`ENGINE_CHOICES`
+        Which implementations to run, in this order; default ``("clusterlab", "faiss",
+        "sklearn")``. ``"faiss+labels"`` adds faiss's ``index.search`` for the final
+        labels, which clusterlab and scikit-learn include; ``"clusterlab-numpy"`` etc.
+        pick a clusterlab engine by name (``"clusterlab"`` uses ``backend``).
     device : str or torch.device, optional
         Where clusterlab runs (the data are copied there once, before timing).
         ``None``: :func:`clusterlab.device.default_device` (the GPU if there is one).
@@ -429,7 +436,7 @@ def run_comparison(
         ``k``, ``niter``.
     """
     import clusterlab as cl
-    from clusterlab.device import _as_device, default_device, device_name, timeit
+    from clusterlab.device import _as_device, default_device, device_name, timeit_interleaved
     from clusterlab.engines import BACKENDS, torch_available
 
     x32 = np.ascontiguousarray(_host_array(x), dtype=np.float32)
@@ -442,74 +449,75 @@ def run_comparison(
     backend = check_choice(backend, "backend", BACKENDS)
 
     c0 = cl.kmeans_plusplus(x32, k, seed=seed)  # (k, d) float32, the shared start
-    if backend == "numpy" or not torch_available():
-        dev = None  # the NumPy engine: host arrays, nothing to synchronise
-    else:
-        dev = default_device() if device is None else _as_device(device)
-    on_cuda = dev is not None and dev.type == "cuda"
-    if on_cuda:
-        import torch
-
-        x_cl = torch.as_tensor(x32, device=dev)
-        c0_cl = torch.as_tensor(c0, device=dev)
-        x_eval = x_cl.to(torch.float64)  # the yardstick runs where the data already are
-    else:
-        x_cl, c0_cl = x32, c0
-        x_eval = x32.astype(np.float64)
     cpu_name = device_name("cpu") if torch_available() else "CPU"
-
-    def run_clusterlab():
-        return cl.kmeans(x_cl, k, init=c0_cl, max_iter=niter, tol=0, backend=backend)
-
-    def run_faiss():
-        return faiss_kmeans(x32, k, init=c0, niter=niter, seed=seed)
-
-    def run_faiss_labels():
-        km = run_faiss()
-        km.index.search(x32, 1)  # (n, 1) labels of the returned centroids
-        return km
-
-    def run_sklearn():
-        return sklearn_kmeans(x32, k, init=c0, niter=niter, seed=seed)
-
-    rows = []
+    x_eval = x32.astype(np.float64)  # the yardstick: float64 (on the GPU if one is used)
+    runners = {}  # name -> (fn, device to synchronise, version, where it runs)
+    results = {}  # name -> the last result of that engine
     for name in engines:
-        if name == "clusterlab":
-            fn, sync = run_clusterlab, dev
-            version = f"{cl.__version__} ({backend}"
-            if backend != "numpy" and torch_available():
+        if name == "clusterlab" or name.startswith("clusterlab-"):
+            be = backend if name == "clusterlab" else name[len("clusterlab-"):]
+            if be == "numpy" or not torch_available():
+                dev = None  # the NumPy engine: host arrays, nothing to synchronise
+                x_cl, c0_cl = x32, c0
+            else:
+                import torch
+
+                dev = default_device() if device is None else _as_device(device)
+                x_cl = torch.as_tensor(x32, device=dev)  # copied there once, before timing
+                c0_cl = torch.as_tensor(c0, device=dev)
+                if dev.type == "cuda" and isinstance(x_eval, np.ndarray):
+                    x_eval = x_cl.to(torch.float64)
+            version = f"{cl.__version__} ({be}"
+            if be != "numpy" and torch_available():
                 import torch
 
                 version += f", torch {torch.__version__}"
             version += ")"
+
+            def fn(name=name, x_cl=x_cl, c0_cl=c0_cl, be=be):
+                results[name] = cl.kmeans(x_cl, k, init=c0_cl, max_iter=niter, tol=0, backend=be)
+
             where = device_name(dev) if dev is not None else cpu_name
+            runners[name] = (fn, dev, version, where)
         elif name in ("faiss", "faiss+labels"):
             faiss = import_faiss()
-            fn = run_faiss if name == "faiss" else run_faiss_labels
-            sync, version = None, faiss.__version__
+
+            def fn(name=name):
+                km = faiss_kmeans(x32, k, init=c0, niter=niter, seed=seed)
+                if name == "faiss+labels":
+                    km.index.search(x32, 1)  # (n, 1) labels of the returned centroids
+                results[name] = km
+
             where = f"CPU, {faiss.omp_get_max_threads()} threads (faiss-cpu)"
+            runners[name] = (fn, None, faiss.__version__, where)
         else:
             import sklearn
 
-            fn, sync, version = run_sklearn, None, sklearn.__version__
+            def fn(name=name):
+                results[name] = sklearn_kmeans(x32, k, init=c0, niter=niter, seed=seed)
+
             threads = _openmp_threads()
             where = "CPU" + (f", {threads} threads" if threads else "")
-        last = {}
+            runners[name] = (fn, None, sklearn.__version__, where)
 
-        def timed(fn=fn, last=last):
-            last["result"] = fn()
-
-        timing = timeit(timed, repeat=repeat, warmup=1, device=sync)
-        res = last["result"]
-        if name == "clusterlab":
+    # every round times each engine once: a machine that slows down for a while
+    # slows all of them alike
+    timings = timeit_interleaved(
+        {name: (fn, dev) for name, (fn, dev, _, _) in runners.items()}, repeat=repeat, warmup=1
+    )
+    rows = []
+    for name, (_, _, version, where) in runners.items():
+        res, timing = results[name], timings[name]
+        if name.startswith("clusterlab"):
             cents, reported, n_iter = res.centroids, res.inertia, res.n_iter
-        elif name in ("faiss", "faiss+labels"):
+        elif name.startswith("faiss"):
             cents, reported, n_iter = res.centroids, float(res.obj[-1]), len(res.obj)
         else:
             cents, reported, n_iter = res.cluster_centers_, float(res.inertia_), int(res.n_iter_)
-        c_eval = cents.to(x_eval.dtype) if is_torch(cents) else cents
-        if on_cuda and not is_torch(c_eval):
-            c_eval = torch.as_tensor(np.asarray(c_eval), device=dev)
+        cents = np.asarray(to_numpy(cents), dtype=np.float32)
+        c_eval = cents.astype(np.float64)
+        if is_torch(x_eval):
+            c_eval = torch.as_tensor(c_eval, device=x_eval.device)
         dist, _ = cl.assign(x_eval, c_eval)
         rows.append(
             {
@@ -522,7 +530,7 @@ def run_comparison(
                 "inertia": float(dist.sum()),
                 "reported_inertia": float(reported),
                 "n_iter": int(n_iter),
-                "centroids": np.asarray(to_numpy(cents), dtype=np.float32),
+                "centroids": cents,
                 "n": n,
                 "d": d,
                 "k": k,

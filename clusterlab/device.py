@@ -23,6 +23,7 @@ __all__ = [
     "format_seconds",
     "synchronize",
     "timeit",
+    "timeit_interleaved",
 ]
 
 #: Environment variable read by :func:`default_device` when ``prefer`` is None.
@@ -274,31 +275,75 @@ def timeit(fn, *, repeat=5, warmup=1, device=None) -> Timing:
     -------
     Timing
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {fn!r}")
+    return timeit_interleaved({"fn": (fn, device)}, repeat=repeat, warmup=warmup)["fn"]
+
+
+def timeit_interleaved(fns, *, repeat=5, warmup=1) -> dict:
+    """Time several functions in alternation, so that all see the same machine.
+
+    On a shared or busy machine the speed drifts over seconds (other processes, another
+    virtual machine on the same cores). Timing A five times and then B five times
+    would charge that drift to one of them; here every round times each function once,
+    the order rotated from round to round, and each gets the median of its rounds.
+
+    Parameters
+    ----------
+    fns : dict
+        ``name -> fn`` or ``name -> (fn, device)``: callables with no arguments and
+        the device each must be synchronised on (see :func:`synchronize`).
+    repeat : int, default 5
+        Timed rounds, ``>= 1``.
+    warmup : int, default 1
+        Untimed-for-the-median calls of each function before the rounds (the first
+        is kept as ``first``), ``>= 0``.
+
+    Returns
+    -------
+    dict
+        ``name -> Timing``, in the order of ``fns``.
+    """
+    if not isinstance(fns, dict) or not fns:
+        raise TypeError(f"fns must be a non-empty dict of name -> callable, got {fns!r}")
     for name, value, minimum in (("repeat", repeat, 1), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
         if value < minimum:
             raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if device is not None and not (isinstance(device, str) and device == "cpu"):
-        device = _as_device(device)  # fail early on a bad device, not inside the loop
+    calls = {}
+    for key, item in fns.items():
+        fn, device = item if isinstance(item, tuple) else (item, None)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {fn!r} (for {key!r})")
+        if device is not None and not (isinstance(device, str) and device == "cpu"):
+            device = _as_device(device)  # fail early on a bad device, not inside the loop
+        calls[key] = (fn, device)
 
-    def timed_call() -> float:
+    def timed_call(key) -> float:
+        fn, device = calls[key]
         synchronize(device)
         t0 = time.perf_counter()
         fn()
         synchronize(device)
         return time.perf_counter() - t0
 
-    first = None
-    for i in range(int(warmup)):
-        t = timed_call()
-        if i == 0:
-            first = t
-    times = tuple(timed_call() for _ in range(int(repeat)))
-    if first is None:
-        first = times[0]
-    return Timing(
-        median=float(statistics.median(times)), times=times, first=first, repeat=int(repeat)
-    )
+    keys = list(calls)
+    first = {key: None for key in keys}
+    for key in keys:
+        for i in range(int(warmup)):
+            t = timed_call(key)
+            if i == 0:
+                first[key] = t
+    times = {key: [] for key in keys}
+    for r in range(int(repeat)):
+        for j in range(len(keys)):
+            key = keys[(r + j) % len(keys)]
+            times[key].append(timed_call(key))
+    return {
+        key: Timing(
+            median=float(statistics.median(times[key])),
+            times=tuple(times[key]),
+            first=times[key][0] if first[key] is None else first[key],
+            repeat=int(repeat),
+        )
+        for key in keys
+    }

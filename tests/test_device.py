@@ -245,3 +245,24 @@ def test_timeit_bad_arguments(kwargs, exc, match):
 def test_timeit_fn_not_callable():
     with pytest.raises(TypeError, match="fn.*42"):
         timeit(42)
+
+
+def test_timeit_interleaved_times_every_engine_in_each_round():
+    from clusterlab.device import timeit_interleaved
+
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    fns["c"] = (fns["c"], "cpu")  # (fn, device) form
+    out = timeit_interleaved(fns, repeat=3, warmup=1)
+    assert list(out) == ["a", "b", "c"]
+    assert order[:3] == ["a", "b", "c"]  # warm-up
+    # three rounds, each engine once per round, the order rotated
+    assert order[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    for t in out.values():
+        assert len(t.times) == 3 and t.repeat == 3 and t.first >= 0
+    with pytest.raises(TypeError, match="must be callable"):
+        timeit_interleaved({"a": 3})
+    with pytest.raises(TypeError, match="non-empty dict"):
+        timeit_interleaved({})
+    with pytest.raises(ValueError, match="repeat must be >= 1"):
+        timeit_interleaved({"a": lambda: None}, repeat=0)
