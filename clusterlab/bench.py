@@ -389,6 +389,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         try:
+            import numba  # the fused CPU kernels' threads
+
+            numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+        except ImportError:
+            pass
+        try:
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(args.threads)

@@ -13,38 +13,53 @@ from tests._helpers import loop_assign
 pytestmark = pytest.mark.skipif(not cpu_kernels.available(), reason="numba is not installed")
 
 
-@pytest.mark.parametrize(("n", "d", "k"), [(1000, 2, 7), (777, 8, 50), (500, 1, 3)])
-def test_assign_direct_matches_the_double_loop(n, d, k):
+@pytest.mark.parametrize(("n", "d", "k"), [(1000, 2, 7), (777, 8, 50), (500, 1, 3), (900, 40, 300)])
+def test_torch_engine_assign_matches_the_double_loop(n, d, k):
     rng = np.random.default_rng(n)
     x = rng.normal(size=(n, d)).astype(np.float32)
     c = rng.normal(size=(k, d)).astype(np.float32)
-    labels = np.empty(n, dtype=np.int64)
-    dist = np.empty(n, dtype=np.float32)
-    cpu_kernels.assign_direct(x, np.ascontiguousarray(c.T), labels, dist)
+    dist, labels = cl.assign(x, c, backend="torch")
     ref_dist, ref_labels = loop_assign(x, c)
     np.testing.assert_array_equal(labels, ref_labels)
-    np.testing.assert_allclose(dist, ref_dist, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k, rows", [(1, 7), (41, 300), (1000, 513), (3, 256)])
-def test_argmin_cols_matches_numpy(k, rows, dtype):
-    # (k, rows) blocks; rows not a multiple of the 256-column strip, k = 1 included
-    g = np.random.default_rng(k).normal(size=(k, rows)).astype(dtype)
-    lab = np.full(rows, -1, dtype=np.int64)
-    best = np.empty(rows, dtype=dtype)
-    cpu_kernels.argmin_cols(g, lab, best)
-    np.testing.assert_array_equal(lab, g.argmin(0))
-    np.testing.assert_array_equal(best, g.min(0))
+@pytest.mark.parametrize("n, k, rows", [(7, 1, 16), (300, 41, 256), (1300, 1000, 48), (700, 3, 300)])
+def test_assign_blocks_matches_numpy(n, k, rows, dtype):
+    # blocks and 256-column strips that do not divide n, k = 1 included
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(n, 6)).astype(dtype)
+    c = rng.normal(size=(k, 6)).astype(dtype)
+    bias = (c * c).sum(1)
+    lab = np.full(n, -1, dtype=np.int64)
+    best = np.empty(n, dtype=dtype)
+    with cpu_kernels.single_threaded_blas():
+        cpu_kernels.assign_blocks(x, -2 * c, bias, rows, lab, best)
+    g = bias[None, :] - 2 * x @ c.T  # (n, k)
+    np.testing.assert_array_equal(lab, g.argmin(1))
+    np.testing.assert_allclose(best, g.min(1), rtol=1e-5, atol=1e-5)
 
 
-def test_argmin_cols_keeps_the_first_index_on_ties():
-    # few distinct values: most columns have ties, and argmin's rule is the first index
-    g = np.random.default_rng(3).integers(0, 3, size=(50, 700)).astype(np.float32)
+def test_assign_blocks_keeps_the_first_index_on_ties():
+    # duplicated centroids: every point ties between j and j + 10; argmin keeps the first
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(700, 4)).astype(np.float32)
+    c = np.concatenate([x[:10], x[:10]])
     lab = np.empty(700, dtype=np.int64)
     best = np.empty(700, dtype=np.float32)
-    cpu_kernels.argmin_cols(g, lab, best)
-    np.testing.assert_array_equal(lab, g.argmin(0))
+    cpu_kernels.assign_blocks(x, -2 * c, (c * c).sum(1), 64, lab, best)
+    g = (c * c).sum(1)[None, :] - 2 * x @ c.T
+    np.testing.assert_array_equal(lab, g.argmin(1))
+    assert lab.max() < 10
+
+
+def test_block_rows_fit_the_cache_budget():
+    assert cpu_kernels.block_rows(100, 4) == cpu_kernels.MAX_BLOCK_ROWS
+    rows = cpu_kernels.block_rows(1000, 4)
+    assert rows % 16 == 0 and rows * 1000 * 4 <= cpu_kernels.L2_BLOCK_BYTES
+    assert cpu_kernels.block_rows(10**6, 8) == 16  # never below 16 points
+    assert cpu_kernels.block_rows(1000, 4, chunk_size=37) == 37
 
 
 def test_cluster_sums_match_bincount():

@@ -38,16 +38,6 @@ class TorchEngine(Engine):
     def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
         n, k = x.shape[0], c.shape[0]
         fused_cpu = self.device_type == "cpu" and cpu_kernels.available()
-        if (
-            fused_cpu and metric == "euclidean" and chunk_size is None
-            and x.shape[1] <= cpu_kernels.DIRECT_MAX_D
-        ):
-            # few features: one fused pass (distances + running minimum), no GEMM
-            labels = np.empty(n, dtype=np.int64)
-            dist = np.empty(n, dtype=x.numpy().dtype)
-            cpu_kernels.assign_direct(x.contiguous().numpy(), c.T.contiguous().numpy(), labels, dist)
-            return torch.from_numpy(dist), torch.from_numpy(labels)
-        rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
         if metric == "euclidean":
             # argmin_j ||x - c_j||^2 = argmin_j (||c_j||^2 - 2 x.c_j); ||x||^2 comes back after
             bias, alpha = (c * c).sum(1), -2.0  # (K,)
@@ -56,10 +46,11 @@ class TorchEngine(Engine):
         else:
             bias, alpha = torch.zeros(k, dtype=x.dtype, device=x.device), -1.0  # minus the cosines
         if fused_cpu:
-            best, labels = self._assign_blocks_cpu(x, c, bias, alpha, rows)
+            best, labels = self._assign_blocks_cpu(x, c, bias, alpha, chunk_size)
         else:
             best = torch.empty(n, dtype=x.dtype, device=x.device)
             labels = torch.empty(n, dtype=torch.int64, device=x.device)
+            rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
             ct = c.T.contiguous()  # (d, K)
             for s in range(0, n, rows):
                 g = torch.addmm(bias, x[s:s + rows], ct, beta=1.0, alpha=alpha)  # (B, K)
@@ -72,21 +63,16 @@ class TorchEngine(Engine):
             return (best + x_sq).clamp_min_(0.0), labels
         return (best + 1.0).clamp_min_(0.0), labels
 
-    def _assign_blocks_cpu(self, x, c, bias, alpha, rows):
-        """Blocked GEMM into one reused (K, rows) buffer, then a SIMD column argmin.
-
-        The block is laid out centroids-by-points so that the argmin runs down K for
-        16 points at once while the block is still in cache (see ``cpu_kernels``).
-        """
+    def _assign_blocks_cpu(self, x, c, bias, alpha, chunk_size):
+        """Nearest centroids with the fused per-thread kernel (see ``cpu_kernels``)."""
         n, k = x.shape[0], c.shape[0]
-        buf = torch.empty(k * min(rows, n), dtype=x.dtype)  # scratch for one (K, B) block
-        best = np.empty(n, dtype=x.numpy().dtype)
+        xn = x.contiguous().numpy()
+        cs = (c * alpha).contiguous().numpy()  # (K, d): -2 c (exact: a power of two), or -c
+        best = np.empty(n, dtype=xn.dtype)
         labels = np.empty(n, dtype=np.int64)
-        for s in range(0, n, rows):
-            e = min(s + rows, n)
-            g = buf[: k * (e - s)].view(k, e - s)  # contiguous (K, B) view
-            torch.addmm(bias[:, None], c, x[s:e].T, beta=1.0, alpha=alpha, out=g)  # (K, B)
-            cpu_kernels.argmin_cols(g.numpy(), labels[s:e], best[s:e])
+        rows = cpu_kernels.block_rows(k, xn.itemsize, chunk_size)
+        with cpu_kernels.single_threaded_blas():
+            cpu_kernels.assign_blocks(xn, cs, bias.contiguous().numpy(), rows, labels, best)
         return torch.from_numpy(best), torch.from_numpy(labels)
 
     @torch.no_grad()
