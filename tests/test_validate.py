@@ -158,3 +158,19 @@ def test_import_is_light():
     code = "import sys, clusterlab; print(sorted(m for m in ('torch', 'matplotlib', 'sklearn', 'pykeops', 'faiss') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_huge_finite_values_are_accepted_even_when_their_sum_overflows(as_torch):
+    from clusterlab._validate import check_array
+
+    x = np.full((10, 2), 3e38, dtype=np.float32)  # finite; the float32 sum is inf
+    x_in = torch.from_numpy(x) if as_torch else x
+    with np.errstate(over="ignore"):
+        assert np.isinf(x.sum())  # the fast path's sum overflows
+    out = check_array(x_in, "x")  # and no overflow warning
+    assert out.shape == (10, 2)
+    x[3, 1] = np.nan  # and a NaN among them is still found, with its index
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(1 NaN, 0 inf\); first at index \(3, 1\)"):
+        check_array(torch.from_numpy(x) if as_torch else x, "x")
