@@ -122,3 +122,25 @@ def test_centre_matches_mean_subtract_square(dtype):
         np.testing.assert_allclose(off, ref_off, rtol=1e-6)
         np.testing.assert_allclose(xp, ref_xp, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(sq, ref_sq, rtol=1e-4, atol=1e-3)
+
+
+def test_kernels_follow_torch_threads():
+    import numba
+
+    before = numba.get_num_threads()
+    with cpu_kernels.parallel_threads(1):
+        assert numba.get_num_threads() == 1
+    with cpu_kernels.parallel_threads(10**6):  # capped at numba's pool
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    assert numba.get_num_threads() == before
+    x = cl.data.make_gaussian_cloud(2000, 12, seed=5)
+    ref = cl.kmeans(x, 9, max_iter=4, tol=0, backend="torch")
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = cl.kmeans(x, 9, max_iter=4, tol=0, backend="torch")
+    finally:
+        torch.set_num_threads(torch_threads)
+    np.testing.assert_array_equal(one.labels, ref.labels)
+    assert one.inertia == pytest.approx(ref.inertia, rel=1e-6)
+    assert numba.get_num_threads() == before

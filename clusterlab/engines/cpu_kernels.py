@@ -18,6 +18,7 @@ Each kernel is compiled on first use (about a second) and cached on disk.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -183,6 +184,22 @@ def single_threaded_blas():
     into torch) is not affected. Costs about 12 µs.
     """
     return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def parallel_threads(n: int):
+    """Inside the block, numba's parallel loops use ``n`` threads (at most its pool).
+
+    The torch engine passes ``torch.get_num_threads()``, so that the one knob users
+    know, ``torch.set_num_threads``, also holds for these kernels. numba's setting is
+    per calling thread, and restored on exit.
+    """
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def threads() -> int:

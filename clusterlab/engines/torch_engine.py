@@ -71,7 +71,7 @@ class TorchEngine(Engine):
         best = np.empty(n, dtype=xn.dtype)
         labels = np.empty(n, dtype=np.int64)
         rows = cpu_kernels.block_rows(k, xn.itemsize, chunk_size)
-        with cpu_kernels.single_threaded_blas():
+        with cpu_kernels.parallel_threads(torch.get_num_threads()), cpu_kernels.single_threaded_blas():
             cpu_kernels.assign_blocks(xn, cs, bias.contiguous().numpy(), rows, labels, best)
         return torch.from_numpy(best), torch.from_numpy(labels)
 
@@ -89,9 +89,10 @@ class TorchEngine(Engine):
         if self.device_type == "cpu" and cpu_kernels.available():
             # per-thread sums in float64; torch's index_add_ is serial on a CPU
             wn = np.empty(0, dtype=np.float64) if w is None else w.numpy().astype(np.float64)
-            sums, counts = cpu_kernels.cluster_sums(
-                x.contiguous().numpy(), labels.numpy(), wn, k, cpu_kernels.threads()
-            )
+            with cpu_kernels.parallel_threads(torch.get_num_threads()):
+                sums, counts = cpu_kernels.cluster_sums(
+                    x.contiguous().numpy(), labels.numpy(), wn, k, cpu_kernels.threads()
+                )
             return torch.from_numpy(sums).to(x.dtype), torch.from_numpy(counts).to(x.dtype)
         sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)  # (k, d)
         sums.index_add_(0, labels, x if w is None else x * w[:, None])
@@ -163,14 +164,15 @@ class TorchEngine(Engine):
             return super().centre(x, w, offset)
         # one pass, no (n, d) temporaries: ~6x faster than mean, subtract, square, sum
         xn = x.contiguous().numpy()
-        if offset is None:
-            wn = np.empty(0) if w is None else w.numpy().astype(np.float64)
-            off = cpu_kernels.column_mean(xn, wn, cpu_kernels.threads()).astype(xn.dtype)
-        else:
-            off = np.ascontiguousarray(offset.numpy(), dtype=xn.dtype)
-        xp = np.empty_like(xn)
-        x_sq = np.empty(xn.shape[0], dtype=xn.dtype)
-        cpu_kernels.centre_rows(xn, off, xp, x_sq)
+        with cpu_kernels.parallel_threads(torch.get_num_threads()):
+            if offset is None:
+                wn = np.empty(0) if w is None else w.numpy().astype(np.float64)
+                off = cpu_kernels.column_mean(xn, wn, cpu_kernels.threads()).astype(xn.dtype)
+            else:
+                off = np.ascontiguousarray(offset.numpy(), dtype=xn.dtype)
+            xp = np.empty_like(xn)
+            x_sq = np.empty(xn.shape[0], dtype=xn.dtype)
+            cpu_kernels.centre_rows(xn, off, xp, x_sq)
         return torch.from_numpy(xp), torch.from_numpy(off), torch.from_numpy(x_sq)
 
     def copy(self, a):
