@@ -55,8 +55,8 @@ MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "loop", "sklearn")
 def versions() -> dict:
     """Versions of Python and of every library the benchmark may use."""
     out = {"python": platform.python_version(), "numpy": np.__version__}
-    for mod, name in (("torch", "torch"), ("sklearn", "scikit-learn"), ("faiss", "faiss"),
-                      ("pykeops", "pykeops"), ("clusterlab", "clusterlab")):
+    for mod, name in (("torch", "torch"), ("numba", "numba"), ("sklearn", "scikit-learn"),
+                      ("faiss", "faiss"), ("pykeops", "pykeops"), ("clusterlab", "clusterlab")):
         try:
             out[name] = __import__(mod).__version__
         except Exception:  # not installed, or fails to import: say so
