@@ -9,8 +9,8 @@ same, in parallel over blocks of points (``numba.prange``):
   single-threaded BLAS product into a (k, rows) block that fits the core's L2 cache,
   then a column-wise argmin in SIMD lanes (16 points at a time);
 * :func:`cluster_sums` — per-thread (k, d) sums in float64, added up at the end;
-* :func:`column_mean` and :func:`centre_rows` — the (weighted) mean of the rows in
-  float64, then centred rows and their squared norms in one pass (no temporaries).
+* :func:`centre_rows` — centred rows and their squared norms in one pass (no
+  temporaries); the mean itself is :func:`cluster_sums` with one cluster.
 
 numba is optional: without it the torch engine falls back to torch/NumPy operations.
 Each kernel is compiled on first use (about a second) and cached on disk.
@@ -104,8 +104,8 @@ if numba is not None:
     def cluster_sums(x, labels, w, k, n_threads):  # pragma: no cover - compiled
         """(k, d) weighted sums and (k,) weighted counts, float64 accumulators.
 
-        An empty ``w`` (shape (0,)) means every weight is 1, so no (n,) array of ones
-        is allocated per iteration.
+        ``w`` is used as it is (float32 or float64, no per-iteration copy); an empty
+        ``w`` (shape (0,)) means every weight is 1, so no (n,) array of ones is made.
         """
         n, d = x.shape
         sums = np.zeros((n_threads, k, d), dtype=np.float64)
@@ -119,29 +119,6 @@ if numba is not None:
                 for q in range(d):
                     sums[t, j, q] += wi * x[i, q]
         return sums.sum(0), counts.sum(0)
-
-
-    @njit(parallel=True, cache=True)
-    def column_mean(x, w, n_threads):  # pragma: no cover - compiled
-        """(d,) float64 (weighted) mean of the rows of an (n, d) array.
-
-        Per-thread float64 partial sums; an empty ``w`` means every weight is 1.
-        """
-        n, d = x.shape
-        sums = np.zeros((n_threads, d), dtype=np.float64)
-        totals = np.zeros(n_threads, dtype=np.float64)
-        per = (n + n_threads - 1) // n_threads
-        for t in prange(n_threads):
-            acc = np.zeros(d, dtype=np.float64)
-            tot = 0.0
-            for i in range(t * per, min((t + 1) * per, n)):
-                wi = w[i] if w.shape[0] > 0 else 1.0
-                tot += wi
-                for j in range(d):
-                    acc[j] += wi * x[i, j]
-            sums[t] = acc
-            totals[t] = tot
-        return sums.sum(0) / totals.sum()
 
     @njit(parallel=True, cache=True, fastmath=True)
     def centre_rows(x, offset, out, sq):  # pragma: no cover - compiled
