@@ -1,9 +1,13 @@
 """environment.yml (conda) and pyproject.toml (pip) describe the same course environment."""
 
 import re
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 yaml = pytest.importorskip("yaml")
@@ -15,7 +19,10 @@ CONDA_TO_PYPI = {"pytorch": "torch"}
 # conda entries that are tooling, not course packages (checked separately).
 CONDA_TOOLING = {"python", "pip"}
 
-PIP_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;=,]+)$")
+# name[extras]==version, optionally followed by "; <environment marker>".
+PIP_PIN = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;=,]+)\s*(?:;\s*(\S.*))?$"
+)
 CONDA_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==?\s*([^\s=,]+)$")
 
 
@@ -30,6 +37,16 @@ def pip_pins(requirements):
         assert m, f"not pinned exactly with ==: {req!r}"
         pins[normalize(m.group(1))] = m.group(3)
     return pins
+
+
+def pip_markers(requirements):
+    """name -> normalized environment marker (str), for the requirements that have one."""
+    markers = {}
+    for req in requirements:
+        m = PIP_PIN.match(req.strip())
+        if m and m.group(4):
+            markers[normalize(m.group(1))] = str(Marker(m.group(4)))
+    return markers
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +96,22 @@ def conda_pins(conda_env):
     return pins
 
 
+@pytest.fixture(scope="module")
+def pyproject_markers(pyproject):
+    reqs = pyproject["dependencies"]
+    return pip_markers(reqs) | pip_markers(pyproject["optional-dependencies"]["dev"])
+
+
+@pytest.fixture(scope="module")
+def conda_markers(conda_env):
+    """Markers of environment.yml's pip section (conda entries can't carry any)."""
+    markers = {}
+    for dep in conda_env["dependencies"]:
+        if isinstance(dep, dict):
+            markers |= pip_markers(r for r in dep["pip"] if r.strip() != "-e .")
+    return markers
+
+
 def test_same_packages(pyproject_pins, conda_pins):
     only_pip = sorted(pyproject_pins.keys() - conda_pins.keys())
     only_conda = sorted(conda_pins.keys() - pyproject_pins.keys())
@@ -116,3 +149,54 @@ def test_extras_agree_with_dev(pyproject, pyproject_pins):
             assert version == pyproject_pins[name], (
                 f"extra {extra!r}: {name}=={version}, dev has {pyproject_pins[name]}"
             )
+
+
+def test_same_markers(pyproject_markers, conda_markers):
+    """A package installed only on some platforms is so in both files, under the same marker."""
+    assert pyproject_markers == conda_markers
+
+
+# torch version -> the triton version its CUDA Linux wheels require (Requires-Dist of
+# torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl:
+# `triton==3.7.1; platform_system == "Linux" and python_version < "3.15"`). Our triton pin must
+# be that one, or pip can't install the CUDA torch the same pin takes off this machine.
+TORCH_TRITON = {"2.13.0": "3.7.1"}
+
+
+def test_triton_matches_cuda_torch(pyproject_pins, pyproject_markers):
+    torch = pyproject_pins["torch"]
+    assert torch in TORCH_TRITON, f"torch {torch}: look up its CUDA wheel's triton pin"
+    assert pyproject_pins["triton"] == TORCH_TRITON[torch]
+    # Linux x86-64 only (where triton wheels are and CUDA torch wants one), not past 3.14
+    # (where torch 2.13.0 requires no triton and 3.7.1 has no wheels).
+    marker = Marker(pyproject_markers["triton"])
+
+    def env(system, machine, python):
+        return {"platform_system": system, "platform_machine": machine, "python_version": python}
+
+    for python in ("3.10", "3.11", "3.12", "3.13", "3.14"):
+        assert marker.evaluate(env("Linux", "x86_64", python)), python
+    assert not marker.evaluate(env("Linux", "x86_64", "3.15"))
+    assert not marker.evaluate(env("Linux", "aarch64", "3.11"))
+    assert not marker.evaluate(env("Darwin", "arm64", "3.11"))
+    assert not marker.evaluate(env("Windows", "AMD64", "3.11"))
+
+
+def test_installed_torch_accepts_triton_pin(pyproject_pins):
+    """Where the installed torch is a build that requires triton (CUDA), our pin satisfies it.
+    The CPU build used locally requires none, so this skips there."""
+    try:
+        torch_version = Version(metadata.version("torch"))
+    except metadata.PackageNotFoundError:
+        pytest.skip("torch is not installed")
+    if torch_version.base_version != pyproject_pins["torch"]:
+        pytest.skip(f"installed torch {torch_version} is not the pinned one")
+    triton_reqs = [
+        r
+        for r in map(Requirement, metadata.requires("torch") or [])
+        if normalize(r.name) == "triton"
+    ]
+    if not triton_reqs:
+        pytest.skip(f"installed torch {torch_version} requires no triton")
+    for req in triton_reqs:
+        assert req.specifier.contains(pyproject_pins["triton"]), f"torch requires {req}"
