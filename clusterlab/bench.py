@@ -416,9 +416,13 @@ def main(argv=None) -> int:
     if wanted is not None and not wanted <= known:
         p.error(f"--engines: unknown {sorted(wanted - known)}; choose from {sorted(known)}")
 
-    from clusterlab.engines.keops_engine import keops_available
+    from clusterlab.engines.keops_engine import keops_probe
 
-    has = {"keops": keops_available()}
+    has = {"keops": wanted is None or "keops" in wanted}
+    if has["keops"]:  # probed in a child process: KeOps's GPU compiler can segfault
+        has["keops"], why = keops_probe(device)
+        if not has["keops"]:
+            print(f"skipping keops: {why}", file=sys.stderr)
     try:
         from clusterlab.compare import import_faiss
 
