@@ -18,7 +18,9 @@ its ``nprobe`` nearest lists. :func:`capture_c_output` catches what C code (fais
 to file descriptors 1 and 2, so a notebook can show it as ordinary output.
 
 faiss and scikit-learn are imported inside the functions that need them; a missing faiss
-raises an ``ImportError`` that says what to install.
+raises an ``ImportError`` that says what to install. So are the optional GPU peers of
+:data:`PEERS` (flash-kmeans, fast-pytorch-kmeans, faiss with ``gpu=True``):
+:func:`peer_unavailable` says in one line why one cannot run here.
 """
 
 from __future__ import annotations
@@ -48,14 +50,21 @@ from clusterlab._validate import (
 __all__ = [
     "ENGINES",
     "ENGINE_CHOICES",
+    "PEERS",
+    "PEER_INSTALL",
+    "PRECISIONS",
     "CapturedOutput",
+    "PeerRun",
     "capture_c_output",
     "faiss_kmeans",
     "format_table",
     "import_faiss",
+    "engine_precision",
     "ivf_recall",
+    "peer_unavailable",
     "plot_comparison",
     "run_comparison",
+    "same_yardstick",
     "sklearn_kmeans",
 ]
 
@@ -65,12 +74,23 @@ ENGINES = ("clusterlab", "faiss", "sklearn")
 #: ``train`` followed by ``index.search(x, 1)``, the labels of the returned centroids.
 #: clusterlab and scikit-learn return those labels (one more assignment pass than
 #: ``niter``); faiss's ``train`` alone does not, so this row times the same output.
-#: ``"clusterlab-<backend>"`` (``torch``, ``numpy``, ``keops``) names one engine of
-#: clusterlab explicitly, so that several can be timed in the same rounds.
+#: ``"clusterlab-<backend>"`` (``torch``, ``numpy``, ``keops``, ``triton``) names one
+#: engine of clusterlab explicitly, so that several can be timed in the same rounds.
+#: The optional peers of :data:`PEERS` (flash-kmeans, fast-pytorch-kmeans, faiss on the
+#: GPU) are timed the same way when installed (see :func:`peer_unavailable`).
 ENGINE_CHOICES = ENGINES + (
-    "faiss+labels", "clusterlab-torch", "clusterlab-numpy", "clusterlab-keops"
+    "faiss+labels", "clusterlab-torch", "clusterlab-numpy", "clusterlab-keops",
+    "clusterlab-triton", "flash-kmeans", "fast-pytorch-kmeans", "faiss-gpu",
 )
 FAISS_INSTALL = "pip install faiss-cpu==1.15.1"
+#: What to install for each optional peer (the versions whose API the adapters follow).
+PEER_INSTALL = {
+    "flash-kmeans": "pip install flash-kmeans==0.3.1",
+    "fast-pytorch-kmeans": "pip install fast-pytorch-kmeans==0.2.2",
+    "faiss-gpu": "a GPU build of faiss (conda install -c pytorch faiss-gpu)",
+}
+#: clusterlab's ``precision=`` values: IEEE float32, TF32 products, bf16/fp16 inputs.
+PRECISIONS = ("highest", "high", "medium")
 #: Bytes allowed for one (queries, n) block of exact distances in :func:`ivf_recall`.
 DISTANCE_BUDGET = 64 * 2**20
 
@@ -183,6 +203,7 @@ def faiss_kmeans(
     subsample=False,
     early_stop=False,
     weights=None,
+    gpu=False,
     **params,
 ):
     """Run ``faiss.Kmeans`` on float32 data, by default on *all* the points.
@@ -221,6 +242,10 @@ def faiss_kmeans(
         ``False``: run all ``niter`` iterations. ``True``: faiss's own early stop.
     weights : array_like, shape (n,), optional
         Non-negative sample weights.
+    gpu : bool, default False
+        ``True``: ``faiss.Kmeans(..., gpu=True)``, the assignment on every GPU faiss
+        sees (a GPU build of faiss; ``faiss.get_num_gpus() > 0``). The data stay a
+        NumPy array in host memory, which is what ``train`` takes.
     **params
         Other fields of ``faiss.ClusteringParameters``, passed to ``faiss.Kmeans``:
         ``nredo``, ``spherical``, ``verbose``, ``min_points_per_centroid``,
@@ -240,6 +265,8 @@ def faiss_kmeans(
     ------
     ImportError
         faiss is not installed.
+    RuntimeError
+        ``gpu=True`` and faiss sees no GPU.
     TypeError
         An unknown parameter in ``params``.
     ValueError
@@ -258,7 +285,7 @@ def faiss_kmeans(
     k = check_k(k, n)
     niter = check_int(niter, "niter", low=1)
     seed = check_int(seed, "seed", low=0, high=2**31 - 1)  # a C int in faiss
-    for name, flag in (("subsample", subsample), ("early_stop", early_stop)):
+    for name, flag in (("subsample", subsample), ("early_stop", early_stop), ("gpu", gpu)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
     known = faiss.ClusteringParameters()
@@ -285,6 +312,14 @@ def faiss_kmeans(
     w = None
     if weights is not None:
         w = np.ascontiguousarray(check_weights(weights, x), dtype=np.float32)
+    if gpu:
+        n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+        if n_gpus < 1:
+            raise RuntimeError(
+                f"gpu=True but faiss {faiss.__version__} sees no GPU (faiss.get_num_gpus() == "
+                f"{n_gpus}); install {PEER_INSTALL['faiss-gpu']}"
+            )
+        params["gpu"] = True
     km = faiss.Kmeans(d, k, niter=niter, seed=seed, **params)
     km.train(x, weights=w, init_centroids=c0)
     return km
@@ -340,6 +375,209 @@ def sklearn_kmeans(x, k, *, init="k-means++", niter=10, seed=0):
 
 
 # --------------------------------------------------------------------------------------
+# Optional peers: flash-kmeans, fast-pytorch-kmeans, faiss on the GPU
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class PeerRun:
+    """One optional peer, prepared for :func:`run_comparison` (data already in place).
+
+    ``call()`` is what is timed; ``read(result)`` turns its result into
+    ``(centroids, reported objective or nan, n_iter)``. The objective in the table is not
+    the peer's: :func:`run_comparison` recomputes it from the centroids, as for every row.
+    """
+
+    call: object
+    read: object
+    device: object  # synchronised around each timed call; None: nothing to synchronise
+    version: str
+    where: str
+    precision: str  # the arithmetic of its distance products
+    note: str = ""
+
+
+def _package_version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _import_peer(name: str, module: str):
+    """Import ``module`` of the peer ``name``, or raise an ImportError saying what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # missing, or a dependency of it missing or broken
+        raise ImportError(
+            f"{name} cannot be imported ({type(exc).__name__}: {exc}); "
+            f"install it with: {PEER_INSTALL[name]}"
+        ) from exc
+
+
+def _torch_device(device):
+    from clusterlab.device import _as_device, default_device
+
+    return default_device() if device is None else _as_device(device)
+
+
+def peer_unavailable(name, device=None) -> str | None:
+    """Why the optional peer ``name`` cannot run here, in one line; ``None`` if it can.
+
+    Parameters
+    ----------
+    name : {"flash-kmeans", "fast-pytorch-kmeans", "faiss-gpu"}
+        A key of :data:`PEERS`.
+    device : str or torch.device, optional
+        Where the comparison runs (``None``: the default device). flash-kmeans needs
+        CUDA; fast-pytorch-kmeans runs on either; faiss-gpu needs a GPU build of faiss
+        that sees a GPU, whatever ``device`` is.
+    """
+    check_choice(name, "name", tuple(PEERS))
+    reasons = []
+    if name == "faiss-gpu":
+        try:
+            faiss = import_faiss()
+        except ImportError:
+            return f"faiss is not installed; install {PEER_INSTALL[name]}"
+        n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+        if n_gpus < 1:
+            return (f"faiss {faiss.__version__} sees no GPU (faiss.get_num_gpus() == {n_gpus}); "
+                    f"needs {PEER_INSTALL[name]} and a GPU")
+        return None
+    module = {"flash-kmeans": "flash_kmeans.kmeans_triton_impl",
+              "fast-pytorch-kmeans": "fast_pytorch_kmeans"}[name]
+    try:
+        _import_peer(name, module)
+    except ImportError as exc:
+        reasons.append(str(exc))
+    if name == "flash-kmeans":
+        try:
+            dev_type = _torch_device(device).type
+        except (ImportError, ValueError, TypeError, RuntimeError) as exc:
+            dev_type = f"unusable ({exc})"
+        if dev_type != "cuda":
+            reasons.append(f"flash-kmeans runs only on CUDA (its Triton kernels need a GPU); "
+                           f"this run's device is {dev_type}")
+    return "; ".join(reasons) or None
+
+
+def _flash_kmeans(x32, c0, *, niter, seed, device, precision) -> PeerRun:
+    """flash-kmeans 0.3: ``batch_kmeans_Euclid`` on (1, n, d) data, on CUDA.
+
+    Its assignment kernel multiplies with ``tl.dot`` at Triton's default precision: TF32
+    for float32 input (the peer of ``precision="high"``), fp16 products with float32 sums
+    for fp16 input (the peer of ``"medium"``). The function is imported from
+    ``flash_kmeans.kmeans_triton_impl``: the package's top-level name falls back silently to
+    a plain-torch loop when the Triton kernels fail to import.
+    """
+    import torch
+
+    impl = _import_peer("flash-kmeans", "flash_kmeans.kmeans_triton_impl")
+    if device.type != "cuda":
+        raise RuntimeError(f"flash-kmeans runs only on CUDA; this run's device is {device.type}")
+    dtype_name, label, note = _flash_input(precision)
+    dtype = getattr(torch, dtype_name)
+    xt = torch.as_tensor(x32, device=device).to(dtype).unsqueeze(0).contiguous()  # (1, n, d)
+    ct = torch.as_tensor(c0, device=device).to(dtype).unsqueeze(0).contiguous()  # (1, k, d)
+    k = int(c0.shape[0])
+
+    def call():
+        # its stop is `center_shift < tol` with shift >= 0: a negative tol never stops
+        return impl.batch_kmeans_Euclid(xt, k, max_iters=niter, tol=-1.0, init_centroids=ct)
+
+    def read(res):
+        _, cents, n_iter = res
+        return cents[0].float(), math.nan, int(n_iter)
+
+    return PeerRun(call, read, device, _package_version("flash-kmeans"),
+                   _where(device), label, note)
+
+
+def _flash_input(precision):
+    """flash-kmeans's input for clusterlab's ``precision``: (torch dtype name, label, note)."""
+    if precision == "medium":
+        return ("float16", "fp16",
+                "fp16 data and centroids (and its ||x||²), fp32 accumulation; "
+                "an empty cluster keeps its old centroid")
+    note = "float32 data, TF32 products (tl.dot's default)"
+    if precision == "highest":
+        note += ": not like-for-like with precision='highest'"
+    label = "tf32" if precision == "high" else "tf32 (not like-for-like)"
+    return "float32", label, note + "; an empty cluster keeps its old centroid"
+
+
+def _fast_pytorch_kmeans(x32, c0, *, niter, seed, device, precision) -> PeerRun:
+    """fast-pytorch-kmeans 0.2: ``KMeans(...).fit_predict(x, centroids=c0)`` in plain torch.
+
+    It takes the initial centroids; ``tol=-1`` switches its stop off (it stops when the
+    squared centroid movement is ``<= tol``), so it runs ``max_iter`` iterations, a count
+    it does not report.
+    """
+    import torch
+
+    mod = _import_peer("fast-pytorch-kmeans", "fast_pytorch_kmeans")
+    xt = torch.as_tensor(x32, device=device)
+    ct = torch.as_tensor(c0, device=device)
+    k = int(c0.shape[0])
+
+    def call():
+        km = mod.KMeans(n_clusters=k, max_iter=niter, tol=-1.0, mode="euclidean")
+        km.fit_predict(xt, centroids=ct)
+        return km
+
+    def read(km):
+        return km.centroids, math.nan, niter
+
+    tf32 = device.type == "cuda" and torch.get_float32_matmul_precision() != "highest"
+    note = ("float32 torch matmul" + (" (TF32 allowed by torch's matmul precision)" if tf32 else "")
+            + "; an empty cluster's centroid goes to the origin; n_iter not reported "
+            "(tol=-1 runs max_iter)")
+    if precision != "highest":
+        note += f"; --precision {precision} does not apply to it"
+    return PeerRun(call, read, device, _package_version("fast-pytorch-kmeans"),
+                   _where(device), "tf32" if tf32 else "float32", note)
+
+
+def _faiss_gpu(x32, c0, *, niter, seed, device, precision) -> PeerRun:
+    """faiss's k-means with ``gpu=True`` (see :func:`faiss_kmeans`), host data."""
+    faiss = import_faiss()
+    k = int(c0.shape[0])
+
+    def call():
+        return faiss_kmeans(x32, k, init=c0, niter=niter, seed=seed, gpu=True)
+
+    def read(km):
+        return km.centroids, float(km.obj[-1]), len(km.obj)
+
+    note = "float32 (faiss's GPU flat index, useFloat16 off); data passed from host memory"
+    if precision != "highest":
+        note += f"; --precision {precision} does not apply to it"
+    where = f"{faiss.get_num_gpus()} GPU(s) (faiss)"
+    return PeerRun(call, read, None, faiss.__version__, where, "float32", note)
+
+
+def _where(device) -> str:
+    from clusterlab.device import device_name
+
+    return device_name(device)
+
+
+#: The optional peers :func:`run_comparison` can time: name -> adapter
+#: ``(x32, c0, *, niter, seed, device, precision) -> PeerRun``. Each is imported lazily,
+#: inside its adapter.
+PEERS = {
+    "flash-kmeans": _flash_kmeans,
+    "fast-pytorch-kmeans": _fast_pytorch_kmeans,
+    "faiss-gpu": _faiss_gpu,
+}
+
+
+# --------------------------------------------------------------------------------------
 # The comparison
 # --------------------------------------------------------------------------------------
 
@@ -384,6 +622,8 @@ def run_comparison(
     engines=ENGINES,
     device=None,
     backend="auto",
+    precision="highest",
+    skipped=None,
 ):
     """Time k-means in clusterlab, faiss and scikit-learn on equal terms.
 
@@ -391,14 +631,15 @@ def run_comparison(
     (:func:`clusterlab.kmeans_plusplus` with ``seed``) and ``niter`` Lloyd iterations
     (clusterlab ``tol=0, max_iter=niter``; scikit-learn ``tol=0, max_iter=niter``, which
     still stops at a fixed point where no label changes; faiss ``niter`` with
-    subsampling and early stop off, see :func:`faiss_kmeans`). They are timed with
+    subsampling and early stop off, see :func:`faiss_kmeans`; the optional peers of
+    :data:`PEERS` with their own early stop off, see each adapter). They are timed with
     :func:`clusterlab.device.timeit_interleaved`: one warm-up call each, then
     ``repeat`` rounds that time every engine once (so a machine that slows down for a
     while slows all of them alike), and the median of each engine's rounds.
     The objective of each result is then computed the *same* way — nearest-centroid
     squared distances of all ``n`` points by :func:`clusterlab.assign` in float64,
     summed — so the inertias are comparable (each library's own number is kept as
-    ``reported_inertia``).
+    ``reported_inertia``; NaN where a library reports none).
 
     Parameters
     ----------
@@ -416,13 +657,25 @@ def run_comparison(
         Which implementations to run, in this order; default ``("clusterlab", "faiss",
         "sklearn")``. ``"faiss+labels"`` adds faiss's ``index.search`` for the final
         labels, which clusterlab and scikit-learn include; ``"clusterlab-numpy"`` etc.
-        pick a clusterlab engine by name (``"clusterlab"`` uses ``backend``).
+        pick a clusterlab engine by name (``"clusterlab"`` uses ``backend``);
+        ``"flash-kmeans"``, ``"fast-pytorch-kmeans"`` and ``"faiss-gpu"`` are the
+        optional peers of :data:`PEERS` (run where ``device`` says; faiss-gpu on the GPU).
     device : str or torch.device, optional
         Where clusterlab runs (the data are copied there once, before timing).
         ``None``: :func:`clusterlab.device.default_device` (the GPU if there is one).
         faiss (faiss-cpu) and scikit-learn always run on the CPU.
-    backend : {"auto", "numpy", "torch", "keops"}, default "auto"
+    backend : {"auto", "numpy", "torch", "keops", "triton"}, default "auto"
         clusterlab's engine. ``"numpy"`` runs on the CPU whatever ``device`` is.
+    precision : {"highest", "high", "medium"}, default "highest"
+        Passed to :func:`clusterlab.kmeans` (only when not ``"highest"``) and used by the
+        peers that have a like-for-like mode: flash-kmeans gets float32 data for
+        ``"highest"`` and ``"high"`` (its products are TF32 either way) and fp16 data for
+        ``"medium"``. faiss, scikit-learn and fast-pytorch-kmeans run as they are. Each
+        row says what it ran in ``precision`` and ``note``.
+    skipped : dict, optional
+        Where an optional peer that fails (an error in its call, or centroids that are
+        not finite) is recorded as ``name -> one-line reason`` and left out of the
+        rows. ``None``: such a failure raises.
 
     Returns
     -------
@@ -432,8 +685,9 @@ def run_comparison(
         timed calls), ``first`` (the warm-up call), ``inertia`` (float64, computed the
         same way for all), ``reported_inertia`` (the library's own final objective),
         ``n_iter``, ``ratio`` (``seconds`` / fastest median, so 1.0 for the fastest),
-        ``centroids`` ((k, d) float32 NumPy array) and the problem size ``n``, ``d``,
-        ``k``, ``niter``.
+        ``centroids`` ((k, d) float32 NumPy array), ``precision`` (the arithmetic of
+        its distance products), ``note`` (what is not like-for-like, or ``""``) and the
+        problem size ``n``, ``d``, ``k``, ``niter``.
     """
     import clusterlab as cl
     from clusterlab.device import _as_device, default_device, device_name, timeit_interleaved
@@ -447,12 +701,18 @@ def run_comparison(
     repeat = check_int(repeat, "repeat", low=1)
     engines = _check_engines(engines)
     backend = check_choice(backend, "backend", BACKENDS)
+    precision = check_choice(precision, "precision", PRECISIONS)
+    if skipped is not None and not isinstance(skipped, dict):
+        raise TypeError(f"skipped must be a dict or None, got {type(skipped).__name__}")
 
     c0 = cl.kmeans_plusplus(x32, k, seed=seed)  # (k, d) float32, the shared start
     cpu_name = device_name("cpu") if torch_available() else "CPU"
     x_eval = x32.astype(np.float64)  # the yardstick: float64 (on the GPU if one is used)
     runners = {}  # name -> (fn, device to synchronise, version, where it runs)
     results = {}  # name -> the last result of that engine
+    labels = {}  # name -> (precision, note)
+    peers = {}  # name -> PeerRun
+    failed = {}  # optional peer -> why its call failed
     for name in engines:
         if name == "clusterlab" or name.startswith("clusterlab-"):
             be = backend if name == "clusterlab" else name[len("clusterlab-"):]
@@ -474,11 +734,40 @@ def run_comparison(
                 version += f", torch {torch.__version__}"
             version += ")"
 
-            def fn(name=name, x_cl=x_cl, c0_cl=c0_cl, be=be):
-                results[name] = cl.kmeans(x_cl, k, init=c0_cl, max_iter=niter, tol=0, backend=be)
+            prec, note = engine_precision(be, x_cl, precision)
+            kwargs = {} if prec == "highest" else {"precision": prec}
+
+            def fn(name=name, x_cl=x_cl, c0_cl=c0_cl, be=be, kwargs=kwargs):
+                results[name] = cl.kmeans(
+                    x_cl, k, init=c0_cl, max_iter=niter, tol=0, backend=be, **kwargs
+                )
 
             where = device_name(dev) if dev is not None else cpu_name
             runners[name] = (fn, dev, version, where)
+            labels[name] = (prec, note)
+        elif name in PEERS:
+            dev = _torch_device(device) if name != "faiss-gpu" else None
+            try:
+                peer = PEERS[name](x32, c0, niter=niter, seed=seed, device=dev, precision=precision)
+            except Exception as exc:
+                if skipped is None:
+                    raise
+                skipped[name] = f"{name} could not start: {type(exc).__name__}: {exc}".splitlines()[0]
+                continue
+            peers[name] = peer
+
+            def fn(name=name, call=peer.call):
+                if name in failed:
+                    return  # failed at its first call: timed as nothing, left out below
+                try:
+                    results[name] = call()
+                except Exception as exc:
+                    if skipped is None:
+                        raise
+                    failed[name] = f"{name} failed: {type(exc).__name__}: {exc}".splitlines()[0]
+
+            runners[name] = (fn, peer.device, peer.version, peer.where)
+            labels[name] = (peer.precision, peer.note)
         elif name in ("faiss", "faiss+labels"):
             faiss = import_faiss()
 
@@ -490,6 +779,7 @@ def run_comparison(
 
             where = f"CPU, {faiss.omp_get_max_threads()} threads (faiss-cpu)"
             runners[name] = (fn, None, faiss.__version__, where)
+            labels[name] = ("float32", "")
         else:
             import sklearn
 
@@ -499,6 +789,7 @@ def run_comparison(
             threads = _openmp_threads()
             where = "CPU" + (f", {threads} threads" if threads else "")
             runners[name] = (fn, None, sklearn.__version__, where)
+            labels[name] = ("float32", "")
 
     # every round times each engine once: a machine that slows down for a while
     # slows all of them alike
@@ -507,18 +798,22 @@ def run_comparison(
     )
     rows = []
     for name, (_, _, version, where) in runners.items():
+        if name in failed:
+            skipped[name] = failed[name]
+            continue
         res, timing = results[name], timings[name]
-        if name.startswith("clusterlab"):
+        if name in peers:
+            cents, reported, n_iter = peers[name].read(res)
+        elif name.startswith("clusterlab"):
             cents, reported, n_iter = res.centroids, res.inertia, res.n_iter
         elif name.startswith("faiss"):
             cents, reported, n_iter = res.centroids, float(res.obj[-1]), len(res.obj)
         else:
             cents, reported, n_iter = res.cluster_centers_, float(res.inertia_), int(res.n_iter_)
         cents = np.asarray(to_numpy(cents), dtype=np.float32)
-        c_eval = cents.astype(np.float64)
-        if is_torch(x_eval):
-            c_eval = torch.as_tensor(c_eval, device=x_eval.device)
-        dist, _ = cl.assign(x_eval, c_eval)
+        if name in peers and skipped is not None and not np.isfinite(cents).all():
+            skipped[name] = f"{name} returned centroids that are not finite"
+            continue
         rows.append(
             {
                 "engine": name,
@@ -527,20 +822,67 @@ def run_comparison(
                 "seconds": timing.median,
                 "times": timing.times,
                 "first": timing.first,
-                "inertia": float(dist.sum()),
+                "inertia": same_yardstick(x_eval, cents),
                 "reported_inertia": float(reported),
                 "n_iter": int(n_iter),
                 "centroids": cents,
+                "precision": labels[name][0],
+                "note": labels[name][1],
                 "n": n,
                 "d": d,
                 "k": k,
                 "niter": niter,
             }
         )
-    fastest = min(r["seconds"] for r in rows)
-    for r in rows:
-        r["ratio"] = r["seconds"] / fastest
+    if rows:
+        fastest = min(r["seconds"] for r in rows)
+        for r in rows:
+            r["ratio"] = r["seconds"] / fastest
     return rows
+
+
+def engine_precision(backend, x, precision) -> tuple:
+    """The precision clusterlab's ``backend`` runs at for ``precision``, and a note.
+
+    ``(precision, "")`` when the engine offers it (or ``precision`` is ``"highest"``, the
+    default, which every engine offers); ``("highest", why)`` for an engine that computes
+    in IEEE arithmetic only (NumPy, KeOps), so that a benchmark asked for ``"high"``
+    still times that engine, at the precision its row then shows. Callers pass
+    ``precision=`` to clusterlab only when the answer is not ``"highest"``.
+    """
+    if precision == "highest":
+        return "highest", ""
+    from clusterlab.engines import get_engine
+
+    try:
+        get_engine(backend, x, precision)
+    except TypeError:  # a clusterlab whose engines know no precision: let kmeans decide
+        return precision, ""
+    except ValueError as exc:
+        if "precision" not in str(exc):
+            raise
+        return "highest", (f"backend={backend!r} offers only precision='highest' (IEEE): "
+                           f"not like-for-like with precision={precision!r}")
+    return precision, ""
+
+
+def same_yardstick(x_eval, centroids) -> float:
+    """The k-means objective of ``centroids`` on ``x_eval``, the same way for every row.
+
+    Each point's squared distance to its nearest centroid, by :func:`clusterlab.assign`
+    in float64 (at its default precision), summed. ``x_eval`` is the float64 data
+    (NumPy, or a torch tensor on the device it lives on); ``centroids`` any (k, d)
+    array, rounded to float32 first, as every library returns them.
+    """
+    import clusterlab as cl
+
+    c_eval = np.asarray(to_numpy(centroids), dtype=np.float32).astype(np.float64)
+    if is_torch(x_eval):
+        import torch
+
+        c_eval = torch.as_tensor(c_eval, device=x_eval.device)
+    dist, _ = cl.assign(x_eval, c_eval)
+    return float(dist.sum())
 
 
 def _check_rows(rows) -> list:
