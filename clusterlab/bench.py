@@ -3,10 +3,24 @@
 Fairness rules, for every row of a table:
 
 * the same float32 data and the same initial centroids (k-means++, seeded);
-* a fixed number of iterations (``tol=0``; faiss with subsampling off);
+* a fixed number of iterations, early stopping off (``tol=0``; faiss with subsampling
+  off; each peer's own stop switched off);
 * one warm-up call first (its time, which holds any compile, is reported apart as
   ``first``), then the median of ``--repeat`` calls, the device synchronised around each;
-* the k-means objective of every result computed the same way (float64, all points).
+* the k-means objective of every result computed the same way, by clusterlab from the
+  returned centroids (:func:`clusterlab.compare.same_yardstick`: float64, all points).
+
+Engines: clusterlab's ``torch``, ``numpy``, ``keops`` and ``triton`` (CUDA only), the
+teaching ``loop`` (mean shift), and the peers ``faiss``, ``faiss+labels``, ``sklearn``
+and, where installed, ``flash-kmeans`` (Triton, CUDA only), ``fast-pytorch-kmeans`` and
+``faiss-gpu`` (a GPU build of faiss). An engine that cannot run here is skipped with a
+one-line reason (what to install, or the device it needs), printed and kept in the JSON.
+
+``--precision`` (``highest``, ``high``, ``medium``) is passed to clusterlab (only when
+not ``highest``) and chooses flash-kmeans's input: float32 for ``high`` (its products
+are TF32, like clusterlab's ``high``), fp16 for ``medium``; with ``highest`` flash-kmeans
+still gets float32 and multiplies in TF32, and its row says so (not like-for-like).
+Every row has a ``precision`` column; what is not like-for-like is noted under its table.
 
 It prints a table of medians and ratios (to clusterlab's default engine) with the device
 and library versions, and writes JSON and a PNG plot that the notebooks show
@@ -17,6 +31,8 @@ Examples
 ``python -m clusterlab.bench --quick`` (a minute on a laptop CPU)
 
 ``python -m clusterlab.bench --kmeans 100000,64,256 --repeat 5 --threads 2``
+
+``python -m clusterlab.bench --kmeans 1000000,128,1000 --precision high`` (on a GPU)
 """
 
 from __future__ import annotations
@@ -48,8 +64,15 @@ KEOPS_CPU_MAX_D = 16
 #: The NumPy loop rung and scikit-learn's MeanShift only run on sizes they finish.
 LOOP_MAX_N = 3_000
 SKLEARN_MEANSHIFT_MAX_N = 20_000
-KMEANS_ENGINES = ("torch", "numpy", "keops", "faiss", "faiss+labels", "sklearn")
-MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "loop", "sklearn")
+KMEANS_ENGINES = ("torch", "numpy", "keops", "triton", "faiss", "faiss+labels", "sklearn",
+                  "faiss-gpu", "flash-kmeans", "fast-pytorch-kmeans")
+MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "triton", "loop", "sklearn")
+#: Engines that are other libraries, named as they are (the rest are ``clusterlab-<name>``).
+PEER_ENGINES = ("faiss", "faiss+labels", "sklearn", "faiss-gpu", "flash-kmeans",
+                "fast-pytorch-kmeans")
+#: The optional peers whose absence is a skipped row (see compare.peer_unavailable).
+OPTIONAL_PEERS = ("faiss-gpu", "flash-kmeans", "fast-pytorch-kmeans")
+PRECISIONS = ("highest", "high", "medium")
 
 
 def versions() -> dict:
@@ -61,6 +84,13 @@ def versions() -> dict:
             out[name] = __import__(mod).__version__
         except Exception:  # not installed, or fails to import: say so
             out[name] = None
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("triton", "flash-kmeans", "fast-pytorch-kmeans"):  # without importing them
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = None
     return out
 
 
@@ -85,28 +115,40 @@ def _meta(device) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def bench_kmeans(n, d, k, *, engines, niter=10, repeat=3, device=None, seed=0):
+def bench_kmeans(n, d, k, *, engines, niter=10, repeat=3, device=None, seed=0,
+                 precision="highest", skipped=None):
     """One k-means table: every engine on the same data and initial centroids.
 
     Returns a list of row dicts (see :func:`clusterlab.compare.run_comparison`) with an
-    ``engine`` name such as ``"clusterlab-torch"`` and ``ratio`` = seconds / seconds of
-    clusterlab's default engine (torch).
+    ``engine`` name such as ``"clusterlab-torch"`` or ``"flash-kmeans"`` and ``ratio`` =
+    seconds / seconds of clusterlab's default engine (torch). ``precision`` goes to
+    ``run_comparison``. An optional peer that fails on this table is left out and, when
+    ``skipped`` is a list, recorded there as ``{"engine", "reason", "table"}``.
     """
     from clusterlab.compare import run_comparison
     from clusterlab.data import make_gaussian_cloud
 
     x = make_gaussian_cloud(n, d, seed=seed)
-    names = [e if e in ("faiss", "faiss+labels", "sklearn") else f"clusterlab-{e}" for e in engines]
+    names = [e if e in PEER_ENGINES else f"clusterlab-{e}" for e in engines]
+    failed = {}
     # one call: every engine is timed in the same rounds (see timeit_interleaved)
-    rows = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=names, device=device)
+    rows = run_comparison(x, k, niter=niter, seed=seed, repeat=repeat, engines=names, device=device,
+                          precision=precision, skipped=failed)
+    for name, reason in failed.items():
+        if skipped is not None:
+            skipped.append({"engine": name, "reason": reason, "table": f"k-means n={n:,} d={d} k={k}"})
     _ratios(rows, "clusterlab-torch")
     for r in rows:
         r.pop("centroids", None)
         r["times"] = list(r["times"])
+        if r["reported_inertia"] != r["reported_inertia"]:  # NaN: the library reports none
+            r["reported_inertia"] = None
     return rows
 
 
 def _ratios(rows, baseline):
+    if not rows:
+        return
     base = next((r["seconds"] for r in rows if r["engine"] == baseline), None)
     if base is None:
         base = min(r["seconds"] for r in rows)
@@ -119,38 +161,46 @@ def _ratios(rows, baseline):
 # --------------------------------------------------------------------------------------
 
 
-def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, seed=0):
+def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, seed=0,
+                    precision="highest"):
     """One mean-shift table: ``niter`` non-blurring steps (``tol=0``) per engine.
 
     scikit-learn's ``MeanShift`` uses a flat kernel and runs to its own convergence
     (``max_iter=niter``), so its row compares time *and* the clusters found, not steps.
+    clusterlab's engines get ``precision=`` when it is not ``"highest"``.
     """
     import torch
 
     import clusterlab as cl
     from clusterlab import ladder
+    from clusterlab.compare import engine_precision
     from clusterlab.device import device_name, timeit_interleaved
 
     per_blob = max(1, n // 6)
     x, _, _ = cl.data.make_six_blobs(per_blob, seed=seed)
-    fns, where, results = {}, {}, {}
+    fns, where, results, precs = {}, {}, {}, {}
     for eng in engines:
         if eng == "loop" and len(x) > LOOP_MAX_N:
             continue
         if eng == "sklearn" and len(x) > SKLEARN_MEANSHIFT_MAX_N:
             continue
-        if eng in ("torch", "keops"):
+        if eng in ("torch", "keops", "triton"):
             xt = torch.as_tensor(x, device=device)
+            precs[eng] = engine_precision(eng, xt, precision)
+            kw = {} if precs[eng][0] == "highest" else {"precision": precs[eng][0]}
 
-            def fn(xt=xt, eng=eng):
-                results[eng] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng)
+            def fn(xt=xt, eng=eng, kw=kw):
+                results[eng] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng, **kw)
 
             fns[eng], where[eng] = (fn, device), device_name(device)
             continue
         if eng == "numpy":
+            precs[eng] = engine_precision("numpy", x, precision)
+            kw = {} if precs[eng][0] == "highest" else {"precision": precs[eng][0]}
 
-            def fn():
-                results["numpy"] = cl.meanshift(x, bandwidth, max_iter=niter, tol=0, backend="numpy")
+            def fn(kw=kw):
+                results["numpy"] = cl.meanshift(x, bandwidth, max_iter=niter, tol=0, backend="numpy",
+                                                **kw)
 
         elif eng == "loop":
 
@@ -176,6 +226,8 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
             "device": where[eng], "n": len(x), "d": 2, "bandwidth": bandwidth, "niter": niter,
             "seconds": timing.median, "times": list(timing.times), "first": timing.first,
             "n_clusters": int(n_clusters),
+            "precision": precs[eng][0] if eng in precs else str(x.dtype),
+            "note": precs[eng][1] if eng in precs else "",
         })
     _ratios(rows, "clusterlab-torch")
     return rows
@@ -250,7 +302,11 @@ def format_tables(result) -> str:
     m = result["meta"]
     lines = [f"device: {m['device']}   cpu: {m['cpu']}   torch threads: {m['torch_threads']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
-             f"date: {m['date']}", ""]
+             f"date: {m['date']}" + (f"   precision: {m['precision']}" if "precision" in m else "")]
+    for sk in result.get("skipped", []):
+        lines.append(f"skipped {sk['engine']}" + (f" ({sk['table']})" if sk.get("table") else "")
+                     + f": {sk['reason']}")
+    lines.append("")
     parts = [
         ("kmeans", "inertia", lambda r: f"{r['inertia']:.6g}",
          lambda r: f"k-means  n={r['n']:,} d={r['d']} k={r['k']}, {r['niter']} iterations, same init"),
@@ -259,12 +315,16 @@ def format_tables(result) -> str:
     ]
     for kind, last, cell, title in parts:
         for table in result.get(kind, []):
+            if not table:
+                continue
             lines.append(title(table[0]) + "; ratio = time / clusterlab-torch")
-            lines.append(f"| engine | device | median | first call | ratio | {last} |")
-            lines.append("|---|---|---|---|---|---|")
+            lines.append(f"| engine | device | precision | median | first call | ratio | {last} |")
+            lines.append("|---|---|---|---|---|---|---|")
             for r in table:
-                lines.append(f"| {r['engine']} | {r['device']} | {format_seconds(r['seconds'])} | "
+                lines.append(f"| {r['engine']} | {r['device']} | {r.get('precision', '')} | "
+                             f"{format_seconds(r['seconds'])} | "
                              f"{format_seconds(r['first'])} | {r['ratio']:.2f} | {cell(r)} |")
+            lines += [f"note, {r['engine']}: {r['note']}" for r in table if r.get("note")]
             lines.append("")
     for r in result.get("memory", []):
         if "error" in r:
@@ -284,8 +344,8 @@ def plot_result(result, path):
 
     from clusterlab.plotting import plot_timings
 
-    tables = [("k-means", t) for t in result.get("kmeans", [])]
-    tables += [("mean shift", t) for t in result.get("meanshift", [])]
+    tables = [("k-means", t) for t in result.get("kmeans", []) if t]
+    tables += [("mean shift", t) for t in result.get("meanshift", []) if t]
     if not tables:
         return None
     fig, axes = plt.subplots(len(tables), 1, figsize=(8, 2.2 * len(tables) + 0.6), squeeze=False)
@@ -358,9 +418,45 @@ def _sizes(values, n_fields):
     return out
 
 
+def _takes_precision() -> bool:
+    """Whether this clusterlab's ``kmeans`` and ``meanshift`` take ``precision=``."""
+    import inspect
+
+    import clusterlab as cl
+
+    return all("precision" in inspect.signature(f).parameters for f in (cl.kmeans, cl.meanshift))
+
+
+def _triton_unavailable(device) -> str | None:
+    """Why clusterlab's ``backend="triton"`` cannot be timed here, in one line; None if it can."""
+    import importlib.util
+
+    import torch
+
+    from clusterlab.engines import BACKENDS
+
+    if "triton" not in BACKENDS:
+        return "this clusterlab has no backend='triton'"
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (pip install triton; it comes with CUDA builds of torch)"
+    if not torch.cuda.is_available():
+        return ("clusterlab's Triton engine runs only on CUDA, and torch sees no CUDA device "
+                "(on a CPU it runs only in Triton's interpreter, for tests)")
+    if device.type != "cuda":
+        return f"clusterlab's Triton engine runs only on CUDA; this run's device is {device.type}"
+    return None
+
+
+def _help_text(doc: str) -> str:
+    """The module docstring as plain text for ``--help`` (no reST roles or literals)."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", doc).replace("``", "")
+
+
 def main(argv=None) -> int:
     """Run the benchmark from the command line; returns the exit status."""
-    p = argparse.ArgumentParser(prog="python -m clusterlab.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m clusterlab.bench", description=_help_text(__doc__.split("\n")[0]),
+                                epilog=_help_text(__doc__.split("\n", 1)[1]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kmeans", nargs="*", metavar="N,D,K", help="k-means sizes (default by device)")
     p.add_argument("--meanshift", nargs="*", metavar="N,H", help="mean-shift sizes and bandwidths")
     p.add_argument("--engines", default=None,
@@ -369,12 +465,19 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=5, help="mean-shift steps (default 5)")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per engine (default 3)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="highest", choices=PRECISIONS,
+                   help="clusterlab's precision= (highest: IEEE float32, the default; high: TF32 "
+                        "products; medium: bf16/fp16 inputs, float32 sums); also flash-kmeans's "
+                        "input: float32 (TF32 products) for highest and high, fp16 for medium")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/faiss/BLAS")
     p.add_argument("--memory", action="store_true", help="also the 5M k-means / 1M mean-shift peak-RSS runs")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     p.add_argument("--out", default="data/benchmarks", help="folder (or .json file) for the results")
     p.add_argument("--no-save", action="store_true", help="print only")
     args = p.parse_args(argv)
+    if args.precision != "highest" and not _takes_precision():
+        p.error(f"--precision {args.precision}: this clusterlab's kmeans/meanshift take no "
+                "precision= argument yet; use --precision highest")
 
     if args.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -431,20 +534,30 @@ def main(argv=None) -> int:
     except ImportError:
         has["faiss"] = False
     has["faiss+labels"] = has["faiss"]
+    from clusterlab.compare import peer_unavailable
+
+    skip_reason = {}  # engine -> why it cannot run here: printed and kept in the JSON
+    for e in OPTIONAL_PEERS + ("triton",):
+        if wanted is None or e in wanted:
+            reason = _triton_unavailable(device) if e == "triton" else peer_unavailable(e, device)
+            if reason:
+                skip_reason[e] = reason
 
     def pick(pool, d=None):
         out = []
         for e in pool:
             if wanted is not None and e not in wanted:
                 continue
-            if e in has and not has[e]:
+            if (e in has and not has[e]) or e in skip_reason:
                 continue
             if e == "keops" and not on_gpu and d is not None and d > KEOPS_CPU_MAX_D:
                 continue
             out.append(e)
         return out
 
-    result = {"meta": _meta(device), "kmeans": [], "meanshift": [], "memory": []}
+    result = {"meta": _meta(device), "kmeans": [], "meanshift": [], "memory": [],
+              "skipped": [{"engine": e, "reason": r} for e, r in skip_reason.items()]}
+    result["meta"]["precision"] = args.precision
     tasks = [("kmeans", s) for s in km_sizes] + [("meanshift", s) for s in ms_sizes]
     if args.memory:
         tasks.append(("memory", None))
@@ -453,11 +566,13 @@ def main(argv=None) -> int:
         if kind == "kmeans":
             n, d, k = size
             result["kmeans"].append(bench_kmeans(n, d, k, engines=pick(KMEANS_ENGINES, d),
-                                                 niter=args.iters, repeat=args.repeat, device=device))
+                                                 niter=args.iters, repeat=args.repeat, device=device,
+                                                 precision=args.precision, skipped=result["skipped"]))
         elif kind == "meanshift":
             n, h = size
             result["meanshift"].append(bench_meanshift(int(n), float(h), engines=pick(MEANSHIFT_ENGINES),
-                                                       niter=args.steps, repeat=args.repeat, device=device))
+                                                       niter=args.steps, repeat=args.repeat, device=device,
+                                                       precision=args.precision))
         else:
             result["memory"] = bench_memory(device)
     result["meta"]["wall_seconds"] = time.perf_counter() - t0

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from clusterlab import bench
+from clusterlab import compare as cmp
 
 
 def test_bench_command_writes_json_and_plot(tmp_path, capsys):
@@ -66,3 +70,209 @@ def test_recorded_shows_the_latest_record(tmp_path):
     text = bench.recorded("meanshift", folder=tmp_path)
     assert "no cuda record yet" in text and "a.json" in text
     assert "mean shift  n=300" in text and "k-means" not in text.split("date:")[1]
+
+
+# --------------------------------------------------------------------------------------
+# optional peers, --precision, the one yardstick
+# --------------------------------------------------------------------------------------
+
+TINY = ["--kmeans", "2000,2,4", "--meanshift", "300,2.5", "--iters", "2", "--steps", "1",
+        "--repeat", "1", "--device", "cpu"]
+
+
+def _run(tmp_path, argv):
+    out = tmp_path / "run.json"
+    assert bench.main([*TINY, *argv, "--out", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_peers_are_not_imported_with_the_bench():
+    code = ("import sys, clusterlab.bench, clusterlab.compare; "
+            "print(sorted(m for m in ('flash_kmeans', 'fast_pytorch_kmeans', 'faiss', 'triton') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("peer", "modules", "install"), [
+    ("fast-pytorch-kmeans", ["fast_pytorch_kmeans"], "pip install fast-pytorch-kmeans=="),
+    ("flash-kmeans", ["flash_kmeans", "flash_kmeans.kmeans_triton_impl"], "pip install flash-kmeans=="),
+])
+def test_a_missing_peer_is_skipped_with_what_to_install(tmp_path, capsys, monkeypatch, peer, modules,
+                                                        install):
+    for mod in modules:  # the import fails, whether the package is installed or not
+        monkeypatch.setitem(sys.modules, mod, None)
+    result = _run(tmp_path, ["--engines", f"torch,{peer}"])
+    (km,) = result["kmeans"]
+    assert [r["engine"] for r in km] == ["clusterlab-torch"]
+    (skip,) = [s for s in result["skipped"] if s["engine"] == peer]
+    assert peer in skip["reason"] and "cannot be imported" in skip["reason"]
+    assert install in skip["reason"]
+    if peer == "flash-kmeans":  # and on this CPU run it says what device it needs
+        assert "runs only on CUDA" in skip["reason"]
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"skipped {peer}:")]
+    assert len(printed) == 1 and install in printed[0]
+
+
+def test_triton_engines_are_skipped_off_cuda(tmp_path, capsys):
+    result = _run(tmp_path, ["--engines", "torch,triton"])
+    (skip,) = [s for s in result["skipped"] if s["engine"] == "triton"]
+    assert "triton" in skip["reason"].lower()
+    assert [r["engine"] for r in result["kmeans"][0]] == ["clusterlab-torch"]
+    assert [r["engine"] for r in result["meanshift"][0]] == ["clusterlab-torch"]
+    assert "skipped triton:" in capsys.readouterr().out
+
+
+def test_precision_refuses_bad_values(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--kmeans", "1000,2,3", "--precision", "low", "--no-save"])
+    err = capsys.readouterr().err
+    assert "--precision" in err and "invalid choice: 'low'" in err
+    assert "highest" in err and "medium" in err
+
+
+def test_precision_needs_a_clusterlab_that_takes_it(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "_takes_precision", lambda: False)
+    with pytest.raises(SystemExit):
+        bench.main(["--kmeans", "1000,2,3", "--precision", "high", "--no-save"])
+    assert "--precision high" in capsys.readouterr().err
+
+
+def test_precision_reaches_every_table(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "_takes_precision", lambda: True)
+    monkeypatch.setattr(bench, "bench_kmeans",
+                        lambda *a, **kw: seen.append(("kmeans", kw["precision"])) or [])
+    monkeypatch.setattr(bench, "bench_meanshift",
+                        lambda *a, **kw: seen.append(("meanshift", kw["precision"])) or [])
+    result = _run(tmp_path, ["--engines", "torch", "--precision", "medium"])
+    assert seen == [("kmeans", "medium"), ("meanshift", "medium")]
+    assert result["meta"]["precision"] == "medium"
+
+
+@pytest.mark.parametrize(("precision", "passed"), [("highest", None), ("high", "high"),
+                                                   ("medium", "medium")])
+def test_clusterlab_gets_precision_only_when_not_highest(monkeypatch, precision, passed):
+    import clusterlab as cl
+
+    real, got = cl.kmeans, []
+
+    def spy(*args, **kwargs):
+        got.append(kwargs.pop("precision", None))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cl, "kmeans", spy)
+    x = cl.data.make_gaussian_cloud(500, 3, seed=1)
+    rows = cmp.run_comparison(x, 3, niter=2, repeat=1, engines=["clusterlab-torch"],
+                              precision=precision, device="cpu")
+    assert got and set(got) == {passed}
+    assert rows[0]["precision"] == precision and rows[0]["note"] == ""
+
+
+def test_an_engine_without_that_precision_runs_at_highest_and_says_so(monkeypatch):
+    import clusterlab as cl
+    import clusterlab.engines
+
+    real_get, real_kmeans, got = clusterlab.engines.get_engine, cl.kmeans, []
+
+    def get_engine(backend, x, precision="highest"):
+        if backend == "numpy" and precision != "highest":
+            raise ValueError(f"precision={precision!r} is not available with backend='numpy'")
+        return real_get(backend, x)
+
+    def spy(*args, **kwargs):
+        got.append(kwargs.pop("precision", None))
+        return real_kmeans(*args, **kwargs)
+
+    monkeypatch.setattr(clusterlab.engines, "get_engine", get_engine)
+    monkeypatch.setattr(cl, "kmeans", spy)
+    assert cmp.engine_precision("torch", np.zeros((2, 2)), "medium") == ("medium", "")
+    x = cl.data.make_gaussian_cloud(500, 3, seed=1)
+    (row,) = cmp.run_comparison(x, 3, niter=2, repeat=1, engines=["clusterlab-numpy"],
+                                precision="high")
+    assert got and set(got) == {None}  # run at its default, not refused
+    assert row["precision"] == "highest"
+    assert "not like-for-like with precision='high'" in row["note"]
+
+
+def test_flash_kmeans_input_follows_precision():
+    assert cmp._flash_input("high")[:2] == ("float32", "tf32")
+    assert cmp._flash_input("medium")[:2] == ("float16", "fp16")
+    dtype, label, note = cmp._flash_input("highest")  # still float32 in, TF32 products: say so
+    assert dtype == "float32" and label.startswith("tf32") and "not like-for-like" in label
+    assert "TF32" in note and "not like-for-like" in note
+
+
+def _fake_peer(centroids, calls, note="fake peer"):
+    def adapter(x32, c0, *, niter, seed, device, precision):
+        calls.append({"c0": c0.copy(), "niter": niter, "precision": precision})
+        return cmp.PeerRun(call=lambda: centroids, read=lambda res: (res, float("nan"), niter),
+                           device=None, version="9.9", where="nowhere", precision="float32",
+                           note=note)
+
+    return adapter
+
+
+def test_a_peer_row_gets_clusterlabs_yardstick(tmp_path, capsys, monkeypatch):
+    import clusterlab as cl
+
+    x = cl.data.make_gaussian_cloud(2000, 2, seed=0)  # what --kmeans 2000,2,4 clusters
+    known = np.array([[0.0, 0.0], [3.0, 1.0], [-2.0, 5.0], [1.0, -4.0]], dtype=np.float32)
+    calls, measured = [], []
+    monkeypatch.setitem(cmp.PEERS, "fast-pytorch-kmeans", _fake_peer(known, calls))
+    monkeypatch.setattr(cmp, "peer_unavailable", lambda name, device=None: None)
+    real = cmp.same_yardstick
+    monkeypatch.setattr(cmp, "same_yardstick",
+                        lambda xe, c: measured.append(np.array(c)) or real(xe, c))
+    result = _run(tmp_path, ["--engines", "torch,sklearn,fast-pytorch-kmeans"])
+    km = {r["engine"]: r for r in result["kmeans"][0]}
+    assert list(km) == ["clusterlab-torch", "sklearn", "fast-pytorch-kmeans"]
+    # one function measured every row, the peer's from the centroids it returned
+    assert len(measured) == 3 and np.array_equal(measured[2], known)
+    dist, _ = cl.assign(x.astype(np.float64), known.astype(np.float64))
+    assert km["fast-pytorch-kmeans"]["inertia"] == pytest.approx(float(dist.sum()), rel=1e-12)
+    assert km["fast-pytorch-kmeans"]["reported_inertia"] is None  # it reports none: not NaN
+    assert km["fast-pytorch-kmeans"]["inertia"] > 1.01 * km["clusterlab-torch"]["inertia"]
+    # the same start and the same number of iterations as clusterlab's rows
+    (call,) = calls[:1]
+    assert np.array_equal(call["c0"], cl.kmeans_plusplus(x, 4, seed=0)) and call["niter"] == 2
+    assert "note, fast-pytorch-kmeans: fake peer" in capsys.readouterr().out
+
+
+def test_a_failing_peer_is_left_out_with_its_reason(monkeypatch):
+    import clusterlab as cl
+
+    def broken(x32, c0, **kwargs):
+        def call():
+            raise RuntimeError("no kernel for d=2\nsecond line")
+
+        return cmp.PeerRun(call, lambda res: res, None, "0", "here", "float32")
+
+    monkeypatch.setitem(cmp.PEERS, "flash-kmeans", broken)
+    monkeypatch.setitem(cmp.PEERS, "faiss-gpu",
+                        _fake_peer(np.full((4, 2), np.nan, np.float32), []))
+    skipped = []
+    rows = bench.bench_kmeans(2000, 2, 4, engines=["torch", "flash-kmeans", "faiss-gpu"], niter=2,
+                              repeat=2, device="cpu", skipped=skipped)
+    assert [r["engine"] for r in rows] == ["clusterlab-torch"]
+    assert skipped == [
+        {"engine": "flash-kmeans", "reason": "flash-kmeans failed: RuntimeError: no kernel for d=2",
+         "table": "k-means n=2,000 d=2 k=4"},
+        {"engine": "faiss-gpu", "reason": "faiss-gpu returned centroids that are not finite",
+         "table": "k-means n=2,000 d=2 k=4"},
+    ]
+    x = cl.data.make_gaussian_cloud(500, 2, seed=0)
+    with pytest.raises(RuntimeError, match="no kernel"):  # without a skipped dict: it raises
+        cmp.run_comparison(x, 4, niter=1, repeat=1, engines=["flash-kmeans"], device="cpu")
+
+
+def test_quick_still_runs_end_to_end(capsys):
+    status = bench.main(["--quick", "--no-save", "--repeat", "1", "--iters", "2", "--steps", "1",
+                         "--device", "cpu",
+                         "--engines", "torch,numpy,triton,flash-kmeans,fast-pytorch-kmeans,faiss-gpu"])
+    assert status == 0
+    out = capsys.readouterr().out
+    for title in ("k-means  n=20,000 d=2 k=50", "k-means  n=20,000 d=32 k=64", "mean shift  n=1,500"):
+        assert title in out
+    assert "skipped flash-kmeans:" in out and "skipped triton:" in out
+    assert "| engine | device | precision |" in out
