@@ -19,7 +19,6 @@ Two details keep results right:
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -177,18 +176,36 @@ def _random_init(eng, xp, k, w, rng):
 # --------------------------------------------------------------------------------------
 
 
-def _lloyd(eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size):
+#: Empty clusters a GPU iteration can repair without asking the host how many there are.
+#: A run that empties more clusters in one iteration is repeated with room for all k.
+REPAIR_SLOTS = 32
+
+
+def _lloyd(eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size, precision,
+           slots=None):
     """Lloyd iterations from centroids ``c``; returns (c, dist, labels, obj, history).
 
     Every iteration is an update (M-step, with empty-cluster repair) followed by an
     assignment (E-step), so the returned labels and objective always belong to the
     returned centroids.
+
+    The loop waits for the device at most once per iteration (to test ``tol``) and not
+    at all with ``tol=0``: the repair runs on the device, the history stays there until
+    the end, and iteration times come from device events. The i-th empty cluster (in
+    index order) moves onto the i-th worst-served point; on a GPU the ``slots`` worst
+    points are found every iteration without knowing how many clusters are empty, and a
+    run that needed more than that is repeated with ``slots = k`` (same result, rarer).
     """
-    k = c.shape[0]
-    t0 = time.perf_counter()
-    dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
-    (obj,) = eng.scalars(eng.total(dist, w))
-    history = []
+    k, n = c.shape[0], xp.shape[0]
+    on_host = eng.device_type == "cpu"  # reading a number costs nothing there
+    room = min(k, n)
+    slots = min(room, REPAIR_SLOTS) if slots is None else slots
+    c0 = c
+    start = eng.mark()
+    dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size,
+                              precision=precision)
+    obj = eng.total(dist, w)  # 0-d, on the device
+    stats, marks = [], []  # per iteration: (obj, imbalance, n_empty, shift), device marks
     for _ in range(max_iter):
         sums, counts = eng.cluster_sums(xp, labels, w, k)  # (k, d), (k,)
         empty = counts <= 0  # (k,)
@@ -198,26 +215,33 @@ def _lloyd(eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size):
         else:
             new_c = sums / (counts + empty)[:, None]  # empty rows: 0 / 1, replaced below
         new_c = eng.where_rows(empty, c, new_c)
-        n_empty, imbalance = eng.scalars(empty.sum(), (counts * counts).sum() * k / counts.sum() ** 2)
-        n_empty = int(n_empty)
-        if n_empty:
-            worst = eng.topk(dist if w is None else dist * w, n_empty)  # worst-served points
-            new_c[empty] = xp[worst]
+        n_empty = empty.sum()
+        imbalance = (counts * counts).sum() * k / counts.sum() ** 2
+        want = slots
+        if on_host:
+            want = int(eng.scalars(n_empty)[0])
+        if want:
+            worst = eng.topk(dist if w is None else dist * w, want)  # (want,) worst served
+            rank = eng.cumsum(empty) - 1  # (k,) rank of each empty cluster among them
+            new_c = eng.where_rows(empty, xp[worst[rank % want]], new_c)
         shift = eng.row_sqnorms(new_c - c).sum()
         c = new_c
-        dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
-        obj, shift = eng.scalars(eng.total(dist, w), shift)
-        history.append(
-            {
-                "obj": obj,
-                "time": time.perf_counter() - t0,
-                "imbalance": imbalance,
-                "n_split": n_empty,
-                "shift": shift,
-            }
-        )
-        if tol_abs > 0 and shift <= tol_abs:
+        dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size,
+                                  precision=precision)
+        obj = eng.total(dist, w)
+        stats.append((obj, imbalance, n_empty, shift))
+        marks.append(eng.mark())
+        if tol_abs > 0 and eng.scalars(shift)[0] <= tol_abs:  # the iteration's one wait
             break
+    values = eng.scalars(obj, *[v for row in stats for v in row])  # one transfer
+    obj, rows = values[0], [values[1 + 4 * i:5 + 4 * i] for i in range(len(stats))]
+    if not on_host and slots < room and any(r[2] > slots for r in rows):
+        return _lloyd(eng, xp, w, c0, max_iter=max_iter, tol_abs=tol_abs, metric=metric,
+                      x_sq=x_sq, chunk_size=chunk_size, precision=precision, slots=room)
+    history = [
+        {"obj": o, "time": t, "imbalance": imb, "n_split": int(ne), "shift": sh}
+        for (o, imb, ne, sh), t in zip(rows, eng.seconds(start, marks), strict=True)
+    ]
     return c, dist, labels, obj, history
 
 
@@ -239,6 +263,7 @@ def kmeans(
     seed=0,
     backend="auto",
     chunk_size=None,
+    precision="highest",
 ):
     """Cluster the rows of ``x`` into ``k`` groups with Lloyd's algorithm.
 
@@ -266,11 +291,23 @@ def kmeans(
         Non-negative sample weights (not all zero).
     seed : int
         Seed of all random choices; the same seed gives the same result.
-    backend : {"auto", "numpy", "torch", "keops"}
-        Engine; ``"auto"`` uses torch when installed.
+    backend : {"auto", "numpy", "torch", "keops", "triton"}
+        Engine; ``"auto"`` uses the fused Triton kernels for CUDA tensors when they
+        compile there, torch otherwise (NumPy when torch is missing).
     chunk_size : int, optional
         Rows per block of the (n, k) distance matrix; by default sized from a memory
-        budget (:data:`clusterlab.engines.base.BLOCK_BUDGET`).
+        budget (:data:`clusterlab.engines.base.BLOCK_BUDGET`). The Triton engine stores
+        no such block and ignores it.
+    precision : {"highest", "high", "medium"}
+        Precision of the point-centroid products for float32 data (torch's names):
+        ``"highest"`` IEEE float32 (the default); ``"high"`` TF32 (10-bit mantissa
+        products, float32 sums: several times faster on recent NVIDIA GPUs, no change
+        on a CPU); ``"medium"`` bf16 inputs (8-bit mantissa) with float32 sums.
+        Lower precision can only swap the labels of points nearly equidistant from two
+        centroids; distances, centroids and inertia are still computed in float32 from
+        those labels. The torch engine emulates ``"medium"`` (same numbers, no speed-up),
+        the Triton engine runs it on tensor cores; NumPy and KeOps offer ``"highest"``
+        only. float64 data are always computed in float64.
 
     Returns
     -------
@@ -308,7 +345,7 @@ def kmeans(
             )
             n_init = 1
 
-    eng = get_engine(backend, x)
+    eng = get_engine(backend, x, precision)
     we = None if w is None else eng.from_input(w)
     xp, offset, x_sq = _prepare(eng, x, we, metric)
     # scikit-learn's tolerance: tol times the mean per-feature variance.
@@ -331,7 +368,7 @@ def kmeans(
             c0 = _random_init(eng, xp, k, we, rng)
         run = _lloyd(
             eng, xp, we, c0, max_iter=max_iter, tol_abs=tol_abs, metric=metric,
-            x_sq=x_sq, chunk_size=chunk_size,
+            x_sq=x_sq, chunk_size=chunk_size, precision=precision,
         )
         if best is None or run[3] < best[3]:
             best = run
@@ -345,7 +382,8 @@ def kmeans(
     )
 
 
-def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto"):
+def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto",
+           precision="highest"):
     """Nearest centroid of every point, computed in blocks (no (n, k, d) tensor).
 
     Parameters
@@ -356,7 +394,10 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto")
     metric : {"euclidean", "cosine"}
     chunk_size : int, optional
         Rows per (rows, k) block; by default sized from a memory budget.
-    backend : {"auto", "numpy", "torch", "keops"}
+    backend : {"auto", "numpy", "torch", "keops", "triton"}
+    precision : {"highest", "high", "medium"}
+        Product precision for float32 data (see :func:`kmeans`); the returned distance
+        is computed in float32 for the chosen centroid whatever the precision.
 
     Returns
     -------
@@ -371,7 +412,7 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto")
     metric = check_choice(metric, "metric", METRICS)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", low=1)
-    eng = get_engine(backend, x)
+    eng = get_engine(backend, x, precision)
     ce = eng.from_input(c)
     if metric == "cosine":
         xp, _, x_sq = _prepare(eng, x, None, metric)
@@ -380,7 +421,8 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto")
         # Centre on the centroids' mean (cheap: k rows) so distances keep their digits.
         xp, offset, x_sq = eng.centre(eng.from_input(x), offset=eng.mean_rows(ce))
         cp = ce - offset
-    dist, labels = eng.assign(xp, cp, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+    dist, labels = eng.assign(xp, cp, metric=metric, x_sq=x_sq, chunk_size=chunk_size,
+                              precision=precision)
     return eng.to_output(dist, x), eng.to_output(labels, x)
 
 

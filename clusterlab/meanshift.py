@@ -165,6 +165,7 @@ def meanshift(
     seed=0,
     backend="auto",
     merge_radius=None,
+    precision="highest",
 ):
     """Mean-shift clustering, batched over points.
 
@@ -188,10 +189,16 @@ def meanshift(
         but it can over-merge). By default the data stay fixed.
     seed : int
         Seed of the bandwidth estimate's sample.
-    backend : {"auto", "numpy", "torch", "keops"}
+    backend : {"auto", "numpy", "torch", "keops", "triton"}
     merge_radius : float, optional
         Converged points closer than this merge into one centre (default: bandwidth,
         as scikit-learn's ``MeanShift``).
+    precision : {"highest", "high", "medium"}
+        Precision of the point-point products for float32 data (see
+        :func:`clusterlab.kmeans`): ``"high"`` TF32, ``"medium"`` bf16 distances (the
+        Triton engine still sums positions in TF32). A lower precision perturbs the
+        kernel weights (bf16: by about ``0.4 % * ||y|| ||x|| / h^2`` in the exponent)
+        and so the converged points; NumPy and KeOps offer ``"highest"`` only.
 
     Returns
     -------
@@ -219,7 +226,7 @@ def meanshift(
         else check_float(merge_radius, "merge_radius", positive=True)
     )
 
-    eng = get_engine(backend, x)
+    eng = get_engine(backend, x, precision)
     xe = eng.from_input(x)
     xp, offset, x_sq = eng.centre(xe)  # centred: the distance expansion keeps its digits
     y = eng.copy(xp)
@@ -229,14 +236,16 @@ def meanshift(
     for _ in range(max_iter):
         n_iter += 1
         if blurring:
-            new = eng.shift(y, y, bandwidth, kernel=kernel, chunk_size=batch_size)
+            new = eng.shift(y, y, bandwidth, kernel=kernel, chunk_size=batch_size,
+                            precision=precision)
             (moved,) = eng.scalars(eng.row_sqnorms(new - y).max())
             y = new
             if moved <= thr2:
                 break
         else:
             ya = y[active]
-            new = eng.shift(ya, xp, bandwidth, kernel=kernel, x_sq=x_sq, chunk_size=batch_size)
+            new = eng.shift(ya, xp, bandwidth, kernel=kernel, x_sq=x_sq, chunk_size=batch_size,
+                            precision=precision)
             still = eng.row_sqnorms(new - ya) > thr2  # (n_active,)
             y[active] = new
             active = active[still]

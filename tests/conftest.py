@@ -10,6 +10,20 @@ os.environ.setdefault("PYKEOPS_VERBOSE", "0")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def _no_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return True
+    return not torch.cuda.is_available()
+
+
+# Without a GPU the Triton kernels run on CPU tensors through Triton's interpreter; the
+# variable must be set before triton is first imported. On a GPU they run natively.
+if _no_cuda():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
 def _kernel_env(setup):
     """Start a notebook's kernel as `make notebooks` did when it stored the outputs:
     without MPLBACKEND, so ipykernel picks its inline backend (Agg would display no

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from clusterlab._validate import check_choice, is_torch
 
-BACKENDS = ("auto", "numpy", "torch", "keops")
+BACKENDS = ("auto", "numpy", "torch", "keops", "triton")
+PRECISIONS = ("highest", "high", "medium")
 
 
 def torch_available() -> bool:
@@ -24,35 +25,69 @@ def torch_available() -> bool:
     return True
 
 
-def get_engine(backend: str, x):
+def _auto(x) -> str:
+    """The engine ``backend="auto"`` picks for data ``x``.
+
+    CUDA tensors: Triton when its kernels compile and check out on that device (tested
+    once per device, quietly), else torch. CPU data: torch when installed, else NumPy.
+    Never KeOps, whose compile cost should be a choice.
+    """
+    if is_torch(x) and x.device.type == "cuda":
+        from clusterlab.engines.triton_engine import triton_works
+
+        return "triton" if triton_works(str(x.device))[0] else "torch"
+    return "torch" if (is_torch(x) or torch_available()) else "numpy"
+
+
+def get_engine(backend: str, x, precision: str = "highest"):
     """Return the engine for ``backend`` and data ``x``.
 
     Parameters
     ----------
-    backend : {"auto", "numpy", "torch", "keops"}
-        ``"auto"`` picks torch when it is installed (it is multi-threaded on CPU and
-        runs on CUDA), else NumPy; it never picks KeOps, whose compile cost should be a
-        choice. ``"keops"`` needs pykeops and raises an ImportError naming it otherwise.
+    backend : {"auto", "numpy", "torch", "keops", "triton"}
+        ``"auto"`` picks Triton for CUDA tensors when its kernels work there, else torch
+        when it is installed (multi-threaded on a CPU), else NumPy; never KeOps.
+        ``"keops"`` needs pykeops, ``"triton"`` needs Triton and a CUDA device (or
+        ``TRITON_INTERPRET=1``); each raises an error naming what is missing.
     x : numpy.ndarray or torch.Tensor
         The (validated) data; its device decides the torch engine's device.
+    precision : {"highest", "high", "medium"}
+        Checked against what the engine offers: NumPy and KeOps only ``"highest"``.
     """
     check_choice(backend, "backend", BACKENDS)
+    precision = check_choice(precision, "precision", PRECISIONS)
     if backend == "auto":
-        backend = "torch" if (is_torch(x) or torch_available()) else "numpy"
+        backend = _auto(x)
+    eng = _make(backend, x)
+    if precision not in eng.precisions:
+        raise ValueError(
+            f"precision={precision!r} is not available with backend={eng.name!r}, which "
+            f"computes in IEEE float32/float64 only; use precision='highest', or "
+            "backend='torch' or 'triton' for TF32 ('high') and bf16 ('medium') products"
+        )
+    return eng
+
+
+def _make(backend: str, x):
+    device = x.device if is_torch(x) else "cpu"
     if backend == "numpy":
         from clusterlab.engines.numpy_engine import NumpyEngine
 
         return NumpyEngine()
+    if not torch_available():
+        raise ImportError(
+            f"backend={backend!r} needs PyTorch: pip install torch==2.13.0 "
+            "(or use backend='numpy')"
+        )
     if backend == "torch":
-        if not torch_available():
-            raise ImportError(
-                "backend='torch' needs PyTorch: pip install torch==2.13.0 "
-                "(or use backend='numpy')"
-            )
         from clusterlab.engines.torch_engine import TorchEngine
 
-        return TorchEngine(x.device if is_torch(x) else "cpu")
+        return TorchEngine(device)
+    if backend == "triton":
+        from clusterlab.engines.triton_engine import TritonEngine
+
+        return TritonEngine(device)
     # backend == "keops": torch tensors through pykeops (imported lazily, with a hint).
     from clusterlab.engines.keops_engine import KeopsEngine
 
-    return KeopsEngine(x.device if is_torch(x) else "cpu")
+    return KeopsEngine(device)

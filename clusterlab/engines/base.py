@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 #: Bytes of scratch memory one (rows, K) block may use, by device type. A block of
 #: 4 MiB stays in a CPU core's share of cache (measured faster than 8 or 32 MiB); a GPU
 #: wants large blocks.
@@ -37,6 +39,8 @@ class Engine:
     """
 
     name = "base"
+    #: Precisions this engine offers (float32 data); the others are refused up front.
+    precisions = ("highest",)
 
     # --- crossing the boundary -------------------------------------------------
     def from_input(self, a):
@@ -56,12 +60,14 @@ class Engine:
         raise NotImplementedError
 
     # --- the kernels -----------------------------------------------------------
-    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
+    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None, precision="highest"):
         """Nearest centroid of every row of ``x``, in blocks of rows.
 
         Returns ``(dist, labels)``: (n,) squared Euclidean distance (or 1 - cos for
         ``metric="cosine"``, where ``x`` and ``c`` are unit rows) and (n,) int64.
-        ``x_sq`` is the precomputed (n,) squared norm of ``x``.
+        ``x_sq`` is the precomputed (n,) squared norm of ``x``. ``precision`` is
+        ``"highest"`` (IEEE), ``"high"`` (TF32) or ``"medium"`` (bf16 products) for
+        float32 data on engines that support it (``precisions``).
         """
         raise NotImplementedError
 
@@ -73,7 +79,8 @@ class Engine:
         """(k, d) per-cluster (weighted) sums and (k,) (weighted) counts."""
         raise NotImplementedError
 
-    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None,
+              precision="highest"):
         """One mean-shift step: the kernel-weighted mean of ``x`` around each row of ``y``."""
         raise NotImplementedError
 
@@ -134,6 +141,18 @@ class Engine:
     def scalars(self, *values):
         """Python floats of 0-d arrays, fetched from the device in one transfer."""
         raise NotImplementedError
+
+    def mark(self):
+        """A point in time on the engine's device, read later by :meth:`seconds`.
+
+        The host clock here; a recorded CUDA event on a GPU, so that a loop can mark its
+        iterations without waiting for the device.
+        """
+        return time.perf_counter()
+
+    def seconds(self, start, marks):
+        """Seconds from ``start`` to each of ``marks`` (waits for the device once)."""
+        return [m - start for m in marks]
 
 
 def shift_blocks(m: int, n: int, itemsize: int, device_type: str = "cpu", batch_size=None):

@@ -268,6 +268,7 @@ class KeopsEngine(TorchEngine):
     """Engine over torch tensors whose O(n k) kernels are KeOps reductions."""
 
     name = "keops"
+    precisions = ("highest",)  # KeOps computes its formulas in the data's own precision
 
     def __init__(self, device="cpu"):
         super().__init__(device)
@@ -282,7 +283,7 @@ class KeopsEngine(TorchEngine):
                 )
 
     @torch.no_grad()
-    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
+    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None, precision="highest"):
         LT = self.LazyTensor
         x_i = LT(x[:, None, :].contiguous())  # (N, 1, D) symbolic rows
         c_j = LT(c[None, :, :].contiguous())  # (1, K, D) symbolic columns
@@ -299,7 +300,8 @@ class KeopsEngine(TorchEngine):
         return dist, labels
 
     @torch.no_grad()
-    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None,
+              precision="highest"):
         LT = self.LazyTensor
         y_i = LT(y[:, None, :].contiguous())  # (M, 1, D) the moving points
         x_j = LT(x[None, :, :].contiguous())  # (1, N, D) the data

@@ -33,7 +33,7 @@ class NumpyEngine(Engine):
     def index(self, idx):
         return np.asarray(idx, dtype=np.int64)
 
-    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
+    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None, precision="highest"):
         n, k = x.shape[0], c.shape[0]
         rows = chunk_rows(n, k, x.itemsize, "cpu", chunk_size)
         dist = np.empty(n, dtype=x.dtype)
@@ -79,7 +79,8 @@ class NumpyEngine(Engine):
         counts = np.bincount(labels, weights=w, minlength=k).astype(x.dtype)  # (k,)
         return sums, counts
 
-    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None,
+              precision="highest"):
         m, n = y.shape[0], x.shape[0]
         bq, bs = shift_blocks(m, n, x.itemsize, "cpu", chunk_size)
         if x_sq is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -9,10 +11,36 @@ from clusterlab.engines import cpu_kernels
 from clusterlab.engines.base import Engine, chunk_rows, shift_blocks
 
 
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+    """torch's float32 matmul precision inside the block ("high": TF32 on GPUs), restored after."""
+    old = torch.get_float32_matmul_precision()
+    want = "high" if precision == "high" else "highest"
+    if want != old:
+        torch.set_float32_matmul_precision(want)
+    try:
+        yield
+    finally:
+        if want != old:
+            torch.set_float32_matmul_precision(old)
+
+
+def rounded(t, precision: str):
+    """``t`` rounded to bf16 and back for ``precision="medium"`` (float32 only).
+
+    A product of two bf16 numbers is exact in float32, so a float32 GEMM of rounded
+    inputs gives the numbers of a bf16 GEMM that accumulates in float32 (its cost aside).
+    """
+    if precision == "medium" and t.dtype == torch.float32:
+        return t.to(torch.bfloat16).to(torch.float32)
+    return t
+
+
 class TorchEngine(Engine):
     """Engine over torch tensors on one device (CPU or CUDA)."""
 
     name = "torch"
+    precisions = ("highest", "high", "medium")
 
     def __init__(self, device="cpu"):
         self.device = torch.device(device)
@@ -35,7 +63,31 @@ class TorchEngine(Engine):
         return torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
 
     @torch.no_grad()
-    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
+    def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None, precision="highest"):
+        if precision == "highest" or x.dtype != torch.float32:
+            return self._assign(x, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+        # Lower precision picks the labels; the distances are then recomputed exactly.
+        with matmul_precision(precision):
+            _, labels = self._assign(rounded(x, precision), rounded(c, precision),
+                                     metric=metric, x_sq=x_sq, chunk_size=chunk_size)
+        return self.nearest_dist(x, c, labels, metric=metric, chunk_size=chunk_size), labels
+
+    @torch.no_grad()
+    def nearest_dist(self, x, c, labels, *, metric="euclidean", chunk_size=None):
+        """(n,) distance of each row of ``x`` to its centroid ``c[labels]``, computed directly."""
+        n = x.shape[0]
+        out = torch.empty(n, dtype=x.dtype, device=x.device)
+        rows = chunk_rows(n, x.shape[1], x.element_size(), self.device_type, chunk_size)
+        for s in range(0, n, rows):
+            near = c[labels[s:s + rows]]  # (B, d)
+            if metric == "cosine":
+                out[s:s + rows] = (1.0 - (x[s:s + rows] * near).sum(1)).clamp_min_(0.0)
+            else:
+                diff = x[s:s + rows] - near
+                out[s:s + rows] = (diff * diff).sum(1)
+        return out
+
+    def _assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
         n, k = x.shape[0], c.shape[0]
         fused_cpu = self.device_type == "cpu" and cpu_kernels.available()
         if metric == "euclidean":
@@ -100,7 +152,16 @@ class TorchEngine(Engine):
         return sums, counts
 
     @torch.no_grad()
-    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+    def shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None,
+              precision="highest"):
+        if precision == "highest" or x.dtype != torch.float32:
+            return self._shift(y, x, bandwidth, kernel=kernel, x_sq=x_sq, chunk_size=chunk_size)
+        with matmul_precision(precision):
+            xr = rounded(x, precision)
+            return self._shift(rounded(y, precision), xr, bandwidth, kernel=kernel,
+                               x_sq=self.row_sqnorms(xr), chunk_size=chunk_size)
+
+    def _shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
         m, n = y.shape[0], x.shape[0]
         bq, bs = shift_blocks(m, n, x.element_size(), self.device_type, chunk_size)
         if x_sq is None:
@@ -208,6 +269,20 @@ class TorchEngine(Engine):
 
     def where_rows(self, mask, a, b):
         return torch.where(mask[:, None], a, b)
+
+    def mark(self):
+        if self.device_type != "cuda":
+            return super().mark()
+        ev = torch.cuda.Event(enable_timing=True)
+        ev.record()
+        return ev
+
+    def seconds(self, start, marks):
+        if self.device_type != "cuda":
+            return super().seconds(start, marks)
+        if marks:
+            marks[-1].synchronize()
+        return [start.elapsed_time(m) / 1000.0 for m in marks]
 
     def scalars(self, *values):
         vals = [torch.as_tensor(v, dtype=torch.float64, device=self.device) for v in values]
