@@ -142,21 +142,22 @@ def _kmeans_plusplus(eng, xp, k, w, rng, metric, x_sq, n_trials=None):
     # that consumes the same random number with or without weights.
     cum_w = np.arange(1.0, n + 1) if w is None else np.cumsum(eng.to_host(w).astype(np.float64))
     first = min(int(np.searchsorted(cum_w, rng.random() * cum_w[-1], side="right")), n - 1)
-    chosen = [first]
+    chosen = [eng.index([first])[0]]
     closest = eng.pairwise(xp, xp[first:first + 1], metric=metric, x_sq=x_sq)[:, 0]  # (n,)
+    # Nothing below waits for the device: the draws are scaled by the total on the device
+    # and the best candidate is picked there (k-means++ for k = 1000 on a GPU would
+    # otherwise wait three times per centre).
     for _ in range(1, k):
         pot = closest if w is None else closest * w  # (n,)
         cum = eng.cumsum(pot)
-        (total,) = eng.scalars(cum[-1])
-        r = rng.random(n_trials) * total
-        cand = eng.searchsorted(cum, r)  # (t,) candidate indices
+        cand = eng.sample_cumulative(cum, rng.random(n_trials))  # (t,) candidate indices
         d_c = eng.pairwise(xp, xp[cand], metric=metric, x_sq=x_sq)  # (n, t)
         d_c = eng.minimum(d_c, closest[:, None])
         pots = (d_c if w is None else d_c * w[:, None]).sum(0)  # (t,)
-        best = int(eng.to_host(pots).argmin())
+        best = pots.argmin()  # 0-d, on the device
         closest = d_c[:, best]
-        chosen.append(int(eng.to_host(cand)[best]))
-    return np.asarray(chosen, dtype=np.int64)
+        chosen.append(cand[best])
+    return eng.to_host(eng.stack(chosen)).astype(np.int64)
 
 
 def _random_init(eng, xp, k, w, rng):

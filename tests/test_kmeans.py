@@ -327,3 +327,77 @@ def test_no_block_is_larger_than_the_budget(monkeypatch):
     got = cl.assign(x, c, backend="numpy")
     assert seen and max(seen) <= 4096
     np.testing.assert_array_equal(got[1], ref[1])
+
+
+# --- the Lloyd loop's waits for the device -----------------------------------------------
+
+
+class _DeviceLike:
+    """The torch engine on CPU tensors, but taking the GPU path of the Lloyd loop (its
+    device type is not "cpu"), counting every wait for the device (``scalars``)."""
+
+    @staticmethod
+    def make():
+        from clusterlab.engines.torch_engine import TorchEngine
+
+        eng = TorchEngine("cpu")
+        eng.device_type = "gpu-like"
+        eng.waits = 0
+        fetch = eng.scalars
+
+        def counted(*values):
+            eng.waits += 1
+            return fetch(*values)
+
+        eng.scalars = counted
+        return eng
+
+
+def _run_lloyd(eng, x, init, **kw):
+    from clusterlab.kmeans import _lloyd, _prepare
+
+    xp, offset, x_sq = _prepare(eng, torch.as_tensor(x), None, "euclidean")
+    c0 = torch.as_tensor(init) - offset
+    c, _, labels, obj, hist = _lloyd(eng, xp, None, c0, metric="euclidean", x_sq=x_sq,
+                                     chunk_size=None, precision="highest", **kw)
+    return c + offset, labels, obj, hist
+
+
+def test_lloyd_with_tol_zero_waits_once_in_all(blobs):
+    from clusterlab.engines.torch_engine import TorchEngine
+
+    x = blobs[0]
+    init = x[[0, 1, 2, 300, 301, 900]]
+    eng = _DeviceLike.make()
+    c, labels, obj, hist = _run_lloyd(eng, x, init, max_iter=7, tol_abs=0.0)
+    assert eng.waits == 1  # the history, fetched once at the end
+    assert len(hist) == 7
+    ref = _run_lloyd(TorchEngine("cpu"), x, init, max_iter=7, tol_abs=0.0)
+    torch.testing.assert_close(c, ref[0])
+    torch.testing.assert_close(labels, ref[1])
+    assert [h["obj"] for h in hist] == pytest.approx([h["obj"] for h in ref[3]], rel=1e-5)
+    assert all(h["time"] >= 0 for h in hist)
+
+
+def test_lloyd_with_tol_waits_once_per_iteration(blobs):
+    x = blobs[0]
+    eng = _DeviceLike.make()
+    _, _, _, hist = _run_lloyd(eng, x, x[[0, 1, 2, 300, 301, 900]], max_iter=50, tol_abs=1e-3)
+    assert len(hist) < 50  # it converged
+    assert eng.waits <= len(hist) + 1
+
+
+def test_lloyd_repairs_more_empty_clusters_than_device_slots():
+    from clusterlab.engines.torch_engine import TorchEngine
+    from clusterlab.kmeans import REPAIR_SLOTS
+
+    x = np.random.default_rng(3).normal(size=(500, 3)).astype(np.float32)
+    k = REPAIR_SLOTS + 8
+    init = np.repeat(x[:1], k, 0)  # k equal centroids: k - 1 clusters start empty
+    eng = _DeviceLike.make()
+    c, labels, _, hist = _run_lloyd(eng, x, init, max_iter=3, tol_abs=0.0)
+    ref = _run_lloyd(TorchEngine("cpu"), x, init, max_iter=3, tol_abs=0.0)
+    assert hist[0]["n_split"] == k - 1 == ref[3][0]["n_split"]
+    torch.testing.assert_close(c, ref[0])
+    torch.testing.assert_close(labels, ref[1])
+    assert len(torch.unique(labels)) == k

@@ -123,8 +123,17 @@ class Engine:
     def cumsum(self, v):
         raise NotImplementedError
 
-    def searchsorted(self, sorted_v, values):
-        """Indices (engine ints) where ``values`` (NumPy) would be inserted."""
+    def sample_cumulative(self, cum, u):
+        """Indices drawn by inverting the cumulative weights ``cum`` at the fractions ``u``.
+
+        ``u`` is a NumPy array of uniform draws in [0, 1); index ``i`` is returned for a
+        draw that falls in ``(cum[i-1], cum[i]]`` once scaled by ``cum[-1]`` (the scaling
+        happens on the device, so nothing waits for it).
+        """
+        raise NotImplementedError
+
+    def stack(self, values):
+        """Stack 0-d engine arrays into one 1-D array."""
         raise NotImplementedError
 
     def topk(self, v, m):

@@ -147,9 +147,13 @@ class NumpyEngine(Engine):
     def cumsum(self, v):
         return np.cumsum(v)
 
-    def searchsorted(self, sorted_v, values):
-        idx = np.searchsorted(sorted_v, np.asarray(values, dtype=sorted_v.dtype), side="right")
-        return np.minimum(idx, len(sorted_v) - 1)
+    def sample_cumulative(self, cum, u):
+        vals = (np.asarray(u, dtype=np.float64) * float(cum[-1])).astype(cum.dtype)
+        idx = np.searchsorted(cum, vals, side="right")
+        return np.minimum(idx, len(cum) - 1)
+
+    def stack(self, values):
+        return np.stack(values)
 
     def topk(self, v, m):
         idx = np.argpartition(-v, m - 1)[:m]

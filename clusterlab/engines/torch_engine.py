@@ -256,10 +256,14 @@ class TorchEngine(Engine):
     def cumsum(self, v):
         return torch.cumsum(v, 0)
 
-    def searchsorted(self, sorted_v, values):
-        vals = torch.as_tensor(np.asarray(values), dtype=sorted_v.dtype, device=sorted_v.device)
-        idx = torch.searchsorted(sorted_v, vals, right=True)
-        return idx.clamp_max_(len(sorted_v) - 1)
+    def sample_cumulative(self, cum, u):
+        u = torch.as_tensor(np.asarray(u, dtype=np.float64), device=cum.device)
+        vals = (u * cum[-1].double()).to(cum.dtype)  # scaled on the device: no wait
+        idx = torch.searchsorted(cum, vals, right=True)
+        return idx.clamp_max_(len(cum) - 1)
+
+    def stack(self, values):
+        return torch.stack(values)
 
     def topk(self, v, m):
         return torch.topk(v, m).indices
