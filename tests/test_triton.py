@@ -55,6 +55,14 @@ def test_assign_kernel_equals_cdist_argmin(n, d, k, precision):
     assert dist.dtype == torch.float32 and labels.dtype == torch.int64
 
 
+def test_assign_kernel_many_centroids():
+    x, c = _rand(40, 3, seed=1), _rand(70_000, 3, seed=2)  # k beyond 2**16
+    # wide centroid tiles in the interpreter (its cost is per tile); the GPU's own tiles there
+    tiles = {"BLOCK_N": 64, "BLOCK_K": 4096, "BLOCK_D": 16} if DEV == "cpu" else None
+    dist, labels = triton_kernels.assign(x, c, tiles=tiles)
+    torch.testing.assert_close(labels, torch.cdist(x.double(), c.double()).argmin(1))
+
+
 @pytest.mark.parametrize("n,d,k", SHAPES)
 def test_assign_kernel_cosine(n, d, k):
     x = torch.nn.functional.normalize(_rand(n, d, seed=1), dim=1)
@@ -211,6 +219,13 @@ def test_triton_on_cpu_without_interpreter_is_refused(monkeypatch):
 
 def test_auto_never_picks_triton_for_cpu_data():
     assert get_engine("auto", torch.zeros(3, 2)).name == "torch"
+
+
+@pytest.mark.skipif(DEV != "cuda", reason="needs a CUDA GPU")
+def test_auto_picks_triton_on_a_gpu():
+    x = torch.zeros(3, 2, device="cuda")
+    assert get_engine("auto", x).name == "triton"
+    assert get_engine("auto", x, "high").name == "triton"
 
 
 @pytest.mark.parametrize("backend", ["numpy", "keops"])
