@@ -9,11 +9,13 @@ Two details keep results right:
   product), which cancels badly for data far from the origin. The data are therefore
   centred once (``x - mean``) before any distance is computed, and the mean is added
   back to the returned centroids: data offset by 1e4 cluster exactly as centred data.
-* **Empty clusters.** A cluster that loses all its points is moved onto the point that
-  is currently worst served (the largest weighted distance to its centroid), as
-  scikit-learn does. Unlike faiss's split of the largest cluster with a small
-  perturbation, this provably never increases the objective, so the objective is
-  non-increasing at every iteration. Each repair is counted in ``history[i]["n_split"]``.
+* **Empty clusters.** A cluster that loses all its points takes the point that is
+  currently worst served (the largest squared distance to its centroid), and that point
+  leaves the cluster it was in -- exactly scikit-learn's relocation. Unlike faiss's split
+  of a large cluster with a small perturbation, this never increases the objective. A
+  point already at distance 0 is never taken (duplicated initial centroids over
+  duplicated points): that cluster stays empty and keeps its centroid, on every engine.
+  Each relocation is counted in ``history[i]["n_split"]``.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from clusterlab._validate import (
     check_array,
     check_centroids,
     check_choice,
+    check_count,
     check_float,
-    check_int,
     check_k,
+    check_rows,
     check_seed,
     check_weights,
 )
@@ -161,20 +164,63 @@ def _kmeans_plusplus(eng, xp, k, w, rng, metric, x_sq, n_trials=None):
 
 
 def _random_init(eng, xp, k, w, rng):
-    """k distinct points drawn uniformly (among points of positive weight, if enough)."""
+    """k distinct points, drawn with probability proportional to their weight.
+
+    As in :func:`kmeans_plusplus`, a weight is that many copies: a point of weight 1000
+    among points of weight 1 is almost always drawn. Without weights, uniformly. When
+    fewer than k points have a positive weight, they are all taken and the rest is drawn
+    uniformly among the others.
+    """
     n = xp.shape[0]
-    pool = np.arange(n)
-    if w is not None:
-        positive = np.flatnonzero(eng.to_host(w) > 0)
-        if len(positive) >= k:
-            pool = positive
-    idx = rng.choice(pool, size=k, replace=False)
+    if w is None:
+        idx = rng.choice(np.arange(n), size=k, replace=False)
+        return eng.copy(xp[eng.index(idx)])
+    wh = eng.to_host(w).astype(np.float64)
+    positive = np.flatnonzero(wh > 0)
+    if len(positive) >= k:
+        idx = rng.choice(n, size=k, replace=False, p=wh / wh.sum())
+    else:
+        rest = rng.choice(np.flatnonzero(wh <= 0), size=k - len(positive), replace=False)
+        idx = np.concatenate([positive, rest])
     return eng.copy(xp[eng.index(idx)])
 
 
 # --------------------------------------------------------------------------------------
 # The Lloyd loop
 # --------------------------------------------------------------------------------------
+
+
+def _dead(eng, sums, counts, metric):
+    """(k,) clusters without a centroid: no weight (or, cosine, a zero sum of directions)."""
+    dead = counts <= 0
+    if metric == "cosine":
+        dead = dead | (eng.row_sqnorms(sums) <= 0)
+    return dead
+
+
+def _relocate(eng, xp, w, dist, labels, sums, counts, empty, n_empty, want):
+    """Empty clusters take the points farthest from their centroids, as scikit-learn does.
+
+    The j-th empty cluster (in index order) takes the j-th farthest point (unweighted
+    squared distance to its current centroid); the point leaves the sums of the cluster
+    it was in. A point already at distance 0 is never taken (nothing would improve), so
+    that cluster stays empty and keeps its centroid. ``want`` far points are looked at
+    (at least ``n_empty``, or a fixed number on a GPU, where ``n_empty`` stays on the
+    device). Returns the new ``sums``, ``counts`` and the number of relocations (0-d).
+    """
+    worst = eng.topk(dist, want)  # (want,) farthest points first
+    far = dist[worst]  # (want,)
+    move = (eng.arange(want) < n_empty) & (far > 0)  # (want,) relocations made
+    one = far * 0 + 1
+    wt = eng.where(move, one if w is None else w[worst] * one, one * 0)  # (want,) weight moved
+    xw = xp[worst] * wt[:, None]  # (want, d) weighted rows that move
+    sums = eng.add_rows(sums, labels[worst], -xw)  # they leave their old clusters
+    counts = eng.add_rows(counts, labels[worst], -wt)
+    j = (eng.cumsum(empty) - 1) % want  # (k,) the far point each empty cluster takes
+    take = empty & move[j]  # (k,)
+    sums = eng.where_rows(take, xw[j], sums)
+    counts = eng.where(take, wt[j], counts)
+    return sums, counts, move.sum()
 
 
 #: Empty clusters a GPU iteration can repair without asking the host how many there are.
@@ -209,39 +255,37 @@ def _lloyd(eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size, precis
     stats, marks = [], []  # per iteration: (obj, imbalance, n_empty, shift), device marks
     for _ in range(max_iter):
         sums, counts = eng.cluster_sums(xp, labels, w, k)  # (k, d), (k,)
-        empty = counts <= 0  # (k,)
-        if metric == "cosine":
-            empty = empty | (eng.row_sqnorms(sums) <= 0)
-            new_c = eng.normalize_rows(sums)
-        else:
-            new_c = sums / (counts + empty)[:, None]  # empty rows: 0 / 1, replaced below
-        new_c = eng.where_rows(empty, c, new_c)
+        empty = _dead(eng, sums, counts, metric)  # (k,)
         n_empty = empty.sum()
-        imbalance = (counts * counts).sum() * k / counts.sum() ** 2
-        want = slots
-        if on_host:
-            want = int(eng.scalars(n_empty)[0])
+        want = int(eng.scalars(n_empty)[0]) if on_host else slots
+        n_split = n_empty * 0
         if want:
-            worst = eng.topk(dist if w is None else dist * w, want)  # (want,) worst served
-            rank = eng.cumsum(empty) - 1  # (k,) rank of each empty cluster among them
-            new_c = eng.where_rows(empty, xp[worst[rank % want]], new_c)
+            sums, counts, n_split = _relocate(eng, xp, w, dist, labels, sums, counts, empty,
+                                              n_empty, want)
+        alive = ~_dead(eng, sums, counts, metric)
+        if metric == "cosine":
+            new_c = eng.normalize_rows(eng.where_rows(alive, sums, c))
+        else:
+            new_c = sums / eng.where(alive, counts, counts * 0 + 1)[:, None]
+        new_c = eng.where_rows(alive, new_c, c)  # a cluster left empty keeps its centroid
+        imbalance = (counts * counts).sum() * k / counts.sum() ** 2
         shift = eng.row_sqnorms(new_c - c).sum()
         c = new_c
         dist, labels = eng.assign(xp, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size,
                                   precision=precision)
         obj = eng.total(dist, w)
-        stats.append((obj, imbalance, n_empty, shift))
+        stats.append((obj, imbalance, n_split, n_empty, shift))
         marks.append(eng.mark())
         if tol_abs > 0 and eng.scalars(shift)[0] <= tol_abs:  # the iteration's one wait
             break
     values = eng.scalars(obj, *[v for row in stats for v in row])  # one transfer
-    obj, rows = values[0], [values[1 + 4 * i:5 + 4 * i] for i in range(len(stats))]
-    if not on_host and slots < room and any(r[2] > slots for r in rows):
+    obj, rows = values[0], [values[1 + 5 * i:6 + 5 * i] for i in range(len(stats))]
+    if not on_host and slots < room and any(r[3] > slots for r in rows):
         return _lloyd(eng, xp, w, c0, max_iter=max_iter, tol_abs=tol_abs, metric=metric,
                       x_sq=x_sq, chunk_size=chunk_size, precision=precision, slots=room)
     history = [
-        {"obj": o, "time": t, "imbalance": imb, "n_split": int(ne), "shift": sh}
-        for (o, imb, ne, sh), t in zip(rows, eng.seconds(start, marks), strict=True)
+        {"obj": o, "time": t, "imbalance": imb, "n_split": int(ns), "shift": sh}
+        for (o, imb, ns, _, sh), t in zip(rows, eng.seconds(start, marks), strict=True)
     ]
     return c, dist, labels, obj, history
 
@@ -275,7 +319,8 @@ def kmeans(
     k : int
         Number of clusters, ``1 <= k <= n``.
     init : {"k-means++", "random"} or array of shape (k, d)
-        Greedy k-means++ (D^2 sampling), k distinct random points, or given centroids.
+        Greedy k-means++ (D^2 sampling), k distinct random points (drawn in proportion
+        to ``weights``: a weight is that many copies), or given centroids.
         With given centroids only one run is made (``n_init`` is ignored, with a warning).
     n_init : int
         Number of runs from different initialisations; the lowest inertia is kept.
@@ -327,12 +372,12 @@ def kmeans(
     n = x.shape[0]
     k = check_k(k, n)
     metric = check_choice(metric, "metric", METRICS)
-    n_init = check_int(n_init, "n_init", low=1)
-    max_iter = check_int(max_iter, "max_iter", low=0)
+    n_init = check_count(n_init, "n_init", low=1)
+    max_iter = check_count(max_iter, "max_iter", low=0)
     tol = check_float(tol, "tol", nonnegative=True)
     seed = check_seed(seed)
     if chunk_size is not None:
-        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        chunk_size = check_rows(chunk_size, "chunk_size", n)
     w = check_weights(weights, x)
     given = None
     if isinstance(init, str):
@@ -412,7 +457,7 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto",
     c = check_centroids(centroids, x, name="centroids")
     metric = check_choice(metric, "metric", METRICS)
     if chunk_size is not None:
-        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+        chunk_size = check_rows(chunk_size, "chunk_size", x.shape[0])
     eng = get_engine(backend, x, precision)
     ce = eng.from_input(c)
     if metric == "cosine":

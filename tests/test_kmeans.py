@@ -240,6 +240,61 @@ def test_duplicated_points_never_give_nan(backend):
     assert np.isfinite(same.centroids).all() and same.inertia == 0.0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relocation_removes_the_point_from_its_old_cluster(backend):
+    # scikit-learn's test_relocate_empty_clusters: everything starts in cluster 0
+    x = np.array([-10.0, -9.5, -9, -8.5, -8, -1, 1, 9, 9.5, 10]).reshape(-1, 1)
+    res = cl.kmeans(x, 3, init=np.full((3, 1), -10.0), max_iter=1, backend=backend)
+    np.testing.assert_allclose(res.centroids.ravel(), [-36 / 8, 10, 9.5])
+    assert res.history[0]["n_split"] == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_relocated_clusters_converge_as_scikit_learn(backend):
+    # scikit-learn's test_kmeans_relocated_clusters
+    x = np.array([[0, 0], [0.5, 0], [0.5, 1], [1, 1]])
+    init = np.array([[0.5, 0.5], [3, 3]])
+    res = cl.kmeans(x, 2, init=init, backend=backend)
+    ref = KMeans(2, n_init=1, init=init).fit(x)
+    assert res.n_iter == ref.n_iter_ == 3
+    assert res.inertia == pytest.approx(ref.inertia_) == 0.25
+    assert same_partition(res.labels, ref.labels_)
+    order = np.lexsort(res.centroids.T[::-1])
+    np.testing.assert_allclose(res.centroids[order], [[0.25, 0], [0.75, 1]])
+
+
+def test_no_relocation_onto_a_point_at_distance_zero_and_engines_agree():
+    x = np.array([[0.0, 0], [0, 0], [1, 1], [1, 1]])
+    init = np.array([[0.0, 0], [1, 1], [1, 1]])  # cluster 2 is a duplicate: it stays empty
+    runs = [cl.kmeans(x, 3, init=init, backend=b) for b in BACKENDS]
+    for res in runs:
+        assert res.n_iter == 1 and res.history[0]["n_split"] == 0
+        np.testing.assert_array_equal(res.labels, [0, 0, 1, 1])
+        np.testing.assert_array_equal(res.centroids, init)
+
+
+def test_engines_break_ties_between_far_points_alike():
+    x = np.array([[0, 0], [0.5, 0], [0.5, 1], [1, 1]])  # (0, 0) and (1, 1) equally far
+    runs = [cl.kmeans(x, 2, init=np.array([[0.5, 0.5], [3, 3]]), backend=b) for b in BACKENDS]
+    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
+    np.testing.assert_allclose(runs[0].centroids, runs[1].centroids)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_init_draws_in_proportion_to_weight(backend):
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    w = np.array([1.0, 1.0, 1000.0, 1.0])
+    hits = sum(
+        cl.kmeans(x, 1, init="random", weights=w, seed=s, max_iter=0, backend=backend)
+        .centroids[0, 0] == 2.0 for s in range(200)
+    )
+    assert hits >= 190  # 1000 / 1003 of the draws; uniform would give about 50
+    # fewer positive weights than k: all of them, then the others
+    res = cl.kmeans(x, 3, init="random", weights=[0, 0, 5, 0], seed=0, max_iter=0,
+                    backend=backend)
+    assert 2.0 in res.centroids.ravel()
+
+
 # --- precision, dtypes, devices -------------------------------------------------------
 
 

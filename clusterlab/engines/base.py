@@ -137,10 +137,25 @@ class Engine:
         raise NotImplementedError
 
     def topk(self, v, m):
-        """Indices of the ``m`` largest entries of the 1-D array ``v``."""
+        """Indices of the ``m`` largest entries of the 1-D array ``v``, largest first.
+
+        Ties go to the lower index (on a GPU, in torch's order: finding them would wait).
+        """
         raise NotImplementedError
 
     def minimum(self, a, b):
+        raise NotImplementedError
+
+    def where(self, mask, a, b):
+        """Elementwise ``a`` where ``mask`` holds, else ``b``."""
+        raise NotImplementedError
+
+    def arange(self, n):
+        """0, 1, ..., n - 1 as engine integers."""
+        raise NotImplementedError
+
+    def add_rows(self, a, idx, rows):
+        """A copy of ``a`` with ``rows[i]`` added to ``a[idx[i]]`` (repeated indices add up)."""
         raise NotImplementedError
 
     def where_rows(self, mask, a, b):

@@ -156,11 +156,24 @@ class NumpyEngine(Engine):
         return np.stack(values)
 
     def topk(self, v, m):
-        idx = np.argpartition(-v, m - 1)[:m]
-        return idx[np.argsort(-v[idx], kind="stable")]
+        t = v[np.argpartition(-v, m - 1)[:m]].min()  # the m-th largest value
+        gt = np.flatnonzero(v > t)
+        idx = np.concatenate([gt, np.flatnonzero(v == t)[: m - len(gt)]])  # ties: lower index
+        return idx[np.lexsort((idx, -v[idx]))]
 
     def minimum(self, a, b):
         return np.minimum(a, b)
+
+    def where(self, mask, a, b):
+        return np.where(mask, a, b)
+
+    def arange(self, n):
+        return np.arange(n)
+
+    def add_rows(self, a, idx, rows):
+        out = a.copy()
+        np.add.at(out, idx, rows.astype(a.dtype, copy=False))
+        return out
 
     def where_rows(self, mask, a, b):
         return np.where(mask[:, None], a, b)

@@ -266,10 +266,25 @@ class TorchEngine(Engine):
         return torch.stack(values)
 
     def topk(self, v, m):
-        return torch.topk(v, m).indices
+        if self.device_type != "cpu":  # no wait for the device; ties in torch's order
+            return torch.topk(v, m).indices
+        t = torch.topk(v, m).values[-1]  # the m-th largest value
+        gt = torch.nonzero(v > t)[:, 0]
+        idx = torch.cat([gt, torch.nonzero(v == t)[: m - len(gt), 0]])  # ties: lower index
+        order = np.lexsort((idx.numpy(), -v[idx].numpy()))
+        return idx[torch.from_numpy(order)]
 
     def minimum(self, a, b):
         return torch.minimum(a, b)
+
+    def where(self, mask, a, b):
+        return torch.where(mask, a, b)
+
+    def arange(self, n):
+        return torch.arange(n, device=self.device)
+
+    def add_rows(self, a, idx, rows):
+        return a.index_add(0, idx, rows.to(a.dtype))
 
     def where_rows(self, mask, a, b):
         return torch.where(mask[:, None], a, b)
