@@ -19,7 +19,9 @@ from clusterlab.meanshift import MeanShiftResult, estimate_bandwidth, meanshift
 __version__ = "0.1.0"
 
 __all__ = [
+    "KMeans",
     "KMeansResult",
+    "MeanShift",
     "MeanShiftResult",
     "assign",
     "estimate_bandwidth",
@@ -33,10 +35,15 @@ __all__ = [
 ]
 
 _SUBMODULES = {"data", "device", "plotting", "widgets", "engines", "ladder", "bench", "checks"}
+#: Names that load a submodule (and scikit-learn with it) on first use.
+_LAZY = {"KMeans": "estimators", "MeanShift": "estimators"}
 
 
 def __getattr__(name):
-    # Submodules load on first use (cl.data, cl.plotting, ...), keeping import light.
+    # Submodules load on first use (cl.data, cl.plotting, ...), and so do the scikit-learn
+    # estimators (cl.KMeans, cl.MeanShift), keeping import light.
     if name in _SUBMODULES:
         return importlib.import_module(f"clusterlab.{name}")
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"clusterlab.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'clusterlab' has no attribute {name!r}")
