@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import warnings
 
 import numpy as np
+
+#: The largest count (``n_init``, ``max_iter``, ...) accepted: a C ``int``, as faiss and
+#: scikit-learn take. More iterations or restarts than this would never finish.
+MAX_COUNT = 2**31 - 1
 
 
 def is_torch(x) -> bool:
@@ -32,6 +38,75 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _refuse_sparse_or_masked(x, name: str) -> None:
+    """Refuse sparse matrices (SciPy, torch) and masked arrays with a message that says
+    how to make them dense; a masked array with nothing masked passes."""
+    if is_torch(x):
+        layout = getattr(x, "layout", None)
+        if layout is not None and str(layout) != "torch.strided":
+            raise TypeError(
+                f"{name} is a sparse torch tensor (layout {layout}); clusterlab needs dense "
+                f"data: pass {name}.to_dense()"
+            )
+        if type(x).__name__ == "MaskedTensor":
+            raise TypeError(
+                f"{name} is a torch MaskedTensor; clusterlab does not apply masks: pass "
+                f"{name}.get_data() after filling or dropping the masked rows"
+            )
+        return
+    sparse = sys.modules.get("scipy.sparse")  # loaded whenever x is a SciPy sparse matrix
+    if (sparse is not None and sparse.issparse(x)) or (
+        not isinstance(x, np.ndarray) and hasattr(x, "nnz") and hasattr(x, "todense")
+    ):
+        shape = getattr(x, "shape", "?")
+        raise TypeError(
+            f"{name} is a sparse matrix ({type(x).__name__}, shape {shape}); clusterlab "
+            f"needs dense data: pass {name}.toarray() (every zero is then stored)"
+        )
+    if isinstance(x, np.ma.MaskedArray):
+        n_masked = int(np.ma.count_masked(x))
+        if n_masked:
+            keep = f"~{name}.mask.any(1)" if np.ndim(x) == 2 else f"~{name}.mask"
+            raise TypeError(
+                f"{name} is a masked array with {n_masked} masked value(s); clusterlab "
+                f"does not apply masks (the hidden values would be used): fill them "
+                f"({name}.filled(value)) or drop the masked rows ({name}[{keep}]) first"
+            )
+
+
+def check_dense(x, name: str):
+    """``x`` itself, refusing sparse matrices and masked arrays with masked values
+    (a TypeError that says how to densify or fill); a masked array with nothing masked
+    is returned as its data."""
+    _refuse_sparse_or_masked(x, name)
+    if isinstance(x, np.ma.MaskedArray):
+        return np.ma.getdata(x)
+    return x
+
+
+def _to_float64(arr: np.ndarray, name: str) -> np.ndarray:
+    """Extended-precision floats (``np.longdouble``) as float64, the best the engines
+    have: refused if a value is beyond float64's range, with a warning naming the cast."""
+    _check_finite(arr, name)  # in the array's own precision: 1e300 is not inf here
+    with np.errstate(over="ignore"):
+        big = float(np.abs(arr).max()) if arr.size else 0.0  # inf when beyond float64
+    if not big <= np.finfo(np.float64).max:
+        top = np.format_float_scientific(np.abs(arr).max(), precision=3, unique=False)
+        raise ValueError(
+            f"{name} has dtype {arr.dtype} with values up to {top}, "
+            f"beyond float64's range ({np.finfo(np.float64).max:.4g}), the widest type "
+            f"clusterlab computes in; rescale {name} first"
+        )
+    warnings.warn(
+        f"{name} has dtype {arr.dtype} (extended precision); clusterlab computes in "
+        f"float64 at most, so it is cast to float64 (digits beyond float64's ~16 are "
+        f"dropped); pass {name}.astype(np.float64) to silence this warning",
+        UserWarning,
+        stacklevel=4,
+    )
+    return arr.astype(np.float64)
+
+
 def check_array(x, name: str = "x"):
     """Validate a data matrix and return it as a floating array of its own kind.
 
@@ -47,14 +122,22 @@ def check_array(x, name: str = "x"):
     x : numpy.ndarray or torch.Tensor, shape (n, d)
         float32 and float64 are kept; integers, booleans and float16/bfloat16 are
         upcast (to float64 for NumPy, as scikit-learn does; to float32 for torch).
+        Extended precision (``np.longdouble``, float96/float128) is cast to float64,
+        the widest type the engines compute in, with a ``UserWarning`` that says so;
+        its finite values are never refused as inf (values beyond float64's range are
+        refused with a ``ValueError``). A ``numpy.ma.MaskedArray`` with nothing masked
+        is read as its data.
 
     Raises
     ------
     TypeError
-        Complex, string or object data.
+        Complex, string or object data; sparse matrices (SciPy's, torch's sparse
+        layouts: densify with ``x.toarray()`` / ``x.to_dense()``); masked arrays with
+        masked values (fill them with ``x.filled(v)`` or drop the rows).
     ValueError
         Not two-dimensional, empty, or holding NaN or inf.
     """
+    x = check_dense(x, name)
     if is_torch(x):
         import torch
 
@@ -77,6 +160,8 @@ def check_array(x, name: str = "x"):
             raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
         if arr.dtype.kind in "biu":
             arr = arr.astype(np.float64)
+        elif arr.dtype.itemsize > 8:  # longdouble: float64 is the engines' best
+            arr = _to_float64(arr, name)
         elif arr.dtype not in (np.float32, np.float64):
             arr = arr.astype(np.float32)
         x = arr
@@ -138,6 +223,29 @@ def check_int(value, name: str, *, low: int | None = None, high: int | None = No
     return value
 
 
+def check_count(value, name: str, *, low: int = 0) -> int:
+    """Validate a count of repetitions (``n_init``, ``max_iter``, ``niter``): an integer
+    in ``[low, MAX_COUNT]`` (``MAX_COUNT = 2**31 - 1``, a C ``int``; a loop of more
+    iterations than that would never finish, and C libraries could not take it)."""
+    value = check_int(value, name, low=low)
+    if value > MAX_COUNT:
+        raise ValueError(
+            f"{name} must be <= 2**31 - 1 = {MAX_COUNT} (the largest count clusterlab takes, "
+            f"a C int), got {value}"
+        )
+    return value
+
+
+def check_rows(value, name: str, n: int):
+    """Validate an "at most this many rows at a time" argument (``chunk_size``,
+    ``batch_size``, ``n_samples``): ``None`` passes through, otherwise an integer >= 1,
+    returned clipped to ``n`` (a value above ``n`` means all the rows), so that no size
+    beyond the data ever reaches a kernel's index arithmetic."""
+    if value is None:
+        return None
+    return min(check_int(value, name, low=1), int(n))
+
+
 def check_k(k, n: int, name: str = "k") -> int:
     """Validate the number of clusters against the number of points."""
     k = check_int(k, name)
@@ -191,8 +299,11 @@ def like(value, x, name: str):
     """Convert ``value`` to the kind, dtype and device of ``x`` (refusing other devices).
 
     A torch tensor already on another device than ``x`` is refused rather than moved,
-    so that a silent host-device copy never hides in a loop.
+    so that a silent host-device copy never hides in a loop. Sparse matrices and masked
+    arrays are refused as in :func:`check_array`; finite values that the cast to ``x``'s
+    dtype would turn into inf are refused with their magnitude.
     """
+    value = check_dense(value, name)
     if is_torch(x):
         import torch
 
@@ -204,11 +315,18 @@ def like(value, x, name: str):
                 )
             if value.is_complex():
                 raise TypeError(f"{name} must be real, got complex dtype {value.dtype}")
-            return value.to(x.dtype)
+            out = value.to(x.dtype)
+            if value.dtype == torch.float64 and x.dtype != torch.float64:
+                grown = torch.isinf(out) & torch.isfinite(value)
+                if bool(grown.any()):  # one wait, as the finiteness check makes anyway
+                    idx = tuple(int(i) for i in torch.nonzero(grown)[0])
+                    raise _overflow(name, float(value[grown].abs().max()), idx, np.float32)
+            return out
         arr = np.asarray(value)
         if np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-        return torch.as_tensor(arr, dtype=x.dtype, device=x.device)
+        want = np.float64 if x.dtype == torch.float64 else np.float32
+        return torch.as_tensor(_narrow(arr, want, name), device=x.device)
     if is_torch(value):
         if value.device.type != "cpu":
             raise ValueError(
@@ -219,7 +337,28 @@ def like(value, x, name: str):
     arr = np.asarray(value)
     if np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return arr.astype(x.dtype, copy=False)
+    return _narrow(arr, x.dtype, name)
+
+
+def _narrow(arr: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``arr`` cast to ``dtype``, refusing finite values that the cast makes inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = arr.astype(dtype, copy=False)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > np.dtype(dtype).itemsize:
+        with np.errstate(invalid="ignore"):
+            grown = np.isinf(out) & np.isfinite(arr)
+        if grown.any():
+            idx = tuple(int(i) for i in np.argwhere(grown)[0])
+            raise _overflow(name, np.abs(arr[grown]).max(), idx, dtype)
+    return out
+
+
+def _overflow(name: str, top, idx, dtype) -> ValueError:
+    top = np.format_float_scientific(top, precision=3, unique=False)
+    return ValueError(
+        f"{name} has values up to {top} (first at index {idx}), beyond the range of x's "
+        f"dtype {np.dtype(dtype)} ({np.finfo(dtype).max:.4g}); rescale, or pass x as float64"
+    )
 
 
 def check_weights(weights, x, name: str = "weights"):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clusterlab import _scale
 from clusterlab._validate import (
     check_array,
     check_centroids,
@@ -94,8 +95,7 @@ def _prepare(eng, x, w, metric, name="x"):
     """
     xe = eng.from_input(x)
     if metric == "cosine":
-        sq = eng.row_sqnorms(xe)
-        zero = eng.to_host(sq <= 0)
+        zero = eng.to_host(eng.row_absmax(xe) <= 0)  # (norms of rows near 1e-30 underflow)
         if zero.any():
             i = int(np.flatnonzero(zero)[0])
             raise ValueError(
@@ -110,7 +110,7 @@ def _prepare(eng, x, w, metric, name="x"):
 def _frame(eng, c, offset, metric):
     """Put user centroids into the frame of the prepared data."""
     if metric == "cosine":
-        sq = eng.to_host(eng.row_sqnorms(c) <= 0)
+        sq = eng.to_host(eng.row_absmax(c) <= 0)
         if sq.any():
             raise ValueError(
                 f"initial centroid {int(np.flatnonzero(sq)[0])} has norm zero; "
@@ -390,6 +390,18 @@ def kmeans(
                 stacklevel=2,
             )
             n_init = 1
+    f = _scale.factor(x) if metric == "euclidean" else 1.0  # (cosine rows scale themselves)
+    if f != 1.0:  # far from 1: cluster x * 2**e (exact) and scale the results back
+        res = kmeans(
+            x * f, k, init=init if given is None else given * f, n_init=n_init,
+            max_iter=max_iter, tol=tol, metric=metric, weights=w, seed=seed,
+            backend=backend, chunk_size=chunk_size, precision=precision,
+        )
+        for h in res.history:
+            h["obj"], h["shift"] = h["obj"] / f / f, h["shift"] / f / f
+        res.centroids = res.centroids / f
+        res.inertia = _scale.unscale_squares(res.inertia, f, "the inertia")
+        return res
 
     eng = get_engine(backend, x, precision)
     we = None if w is None else eng.from_input(w)
@@ -458,14 +470,25 @@ def assign(x, centroids, *, metric="euclidean", chunk_size=None, backend="auto",
     metric = check_choice(metric, "metric", METRICS)
     if chunk_size is not None:
         chunk_size = check_rows(chunk_size, "chunk_size", x.shape[0])
+    m = _scale.magnitude(x) if metric == "euclidean" else 1.0
+    f = _scale.factor(x, m)
+    if f != 1.0:  # far from 1: work on x * 2**e (exact) and scale the distances back
+        dist, labels = assign(x * f, c * f, metric=metric, chunk_size=chunk_size,
+                              backend=backend, precision=precision)
+        return _scale.unscale_squares(dist, f), labels
     eng = get_engine(backend, x, precision)
     ce = eng.from_input(c)
     if metric == "cosine":
         xp, _, x_sq = _prepare(eng, x, None, metric)
         cp = _frame(eng, ce, None, metric)
     else:
-        # Centre on the centroids' mean (cheap: k rows) so distances keep their digits.
-        xp, offset, x_sq = eng.centre(eng.from_input(x), offset=eng.mean_rows(ce))
+        # Centre on the centroids' mean (cheap: k rows) so distances keep their digits,
+        # kept inside the data's range: a centroid far away must not carry the frame off.
+        xe = eng.from_input(x)
+        centre = eng.mean_rows(ce)
+        if eng.scalars((abs(centre) > m).sum())[0]:
+            centre = eng.mean_rows(xe)
+        xp, offset, x_sq = eng.centre(xe, offset=centre)
         cp = ce - offset
     dist, labels = eng.assign(xp, cp, metric=metric, x_sq=x_sq, chunk_size=chunk_size,
                               precision=precision)
@@ -495,6 +518,9 @@ def kmeans_plusplus(x, k, *, seed=0, weights=None, backend="auto"):
     k = check_k(k, x.shape[0])
     seed = check_seed(seed)
     w = check_weights(weights, x)
+    f = _scale.factor(x)
+    if f != 1.0:  # rows of x * 2**e, scaled back: exactly rows of x
+        return kmeans_plusplus(x * f, k, seed=seed, weights=w, backend=backend) / f
     eng = get_engine(backend, x)
     we = None if w is None else eng.from_input(w)
     xp, _, x_sq = _prepare(eng, x, we, "euclidean")

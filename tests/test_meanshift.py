@@ -157,3 +157,20 @@ def test_cuda_matches_cpu(blobs):
     assert res.points.is_cuda and res.centers.is_cuda
     ref = cl.meanshift(x, 3.0)
     np.testing.assert_allclose(res.centers.cpu().numpy(), ref.centers, atol=1e-3)
+
+
+def test_progress_bar_on_request_and_for_long_calls_only(capsys):
+    from clusterlab.meanshift import _progress_bar
+
+    x = np.random.default_rng(0).normal(size=(300, 2))
+    res = cl.meanshift(x, 1.0, max_iter=4, tol=0, progress=True)
+    err = capsys.readouterr().err
+    assert "mean shift, 300 points" in err and f"{res.n_iter}/4" in err
+    cl.meanshift(x, 1.0, max_iter=4)
+    assert "mean shift" not in capsys.readouterr().err  # 300 points: quick, no bar
+    bar = _progress_bar(None, 100_000, 2, 5, "cpu")  # 2e10 a step
+    assert bar is not None
+    bar.close()
+    assert _progress_bar(None, 100_000, 2, 5, "cuda") is None  # milliseconds on a GPU
+    with pytest.raises(TypeError, match="progress must be True, False or None, got 'yes'"):
+        cl.meanshift(x, 1.0, progress="yes")

@@ -109,7 +109,11 @@ class Engine:
         raise NotImplementedError
 
     def normalize_rows(self, x):
-        """Rows of ``x`` divided by their Euclidean norm."""
+        """Rows of ``x`` divided by their Euclidean norm (safely for any finite magnitude)."""
+        raise NotImplementedError
+
+    def row_absmax(self, x):
+        """(n,) largest absolute value of each row."""
         raise NotImplementedError
 
     def row_sqnorms(self, x):

@@ -306,7 +306,7 @@ class KeopsEngine(TorchEngine):
         y_i = LT(y[:, None, :].contiguous())  # (M, 1, D) the moving points
         x_j = LT(x[None, :, :].contiguous())  # (1, N, D) the data
         d_ij = ((y_i - x_j) ** 2).sum(-1)  # (M, N) squared distances
-        h2 = float(bandwidth) ** 2
+        h2 = float(bandwidth) * float(bandwidth)  # inf, not OverflowError, for a huge h
         if kernel == "gaussian":
             # a stable softmax-weighted sum of the data: mean shift as attention
             return (-d_ij / (2.0 * h2)).sumsoftmaxweight(x_j, dim=1)  # (M, D)

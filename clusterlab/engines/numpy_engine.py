@@ -40,7 +40,8 @@ class NumpyEngine(Engine):
         labels = np.empty(n, dtype=np.int64)
         ct = np.ascontiguousarray(c.T)  # (d, K)
         if metric == "euclidean":
-            c_sq = (c * c).sum(1)  # (K,)
+            with np.errstate(over="ignore"):  # a centroid beyond sqrt(max): inf, never nearest
+                c_sq = (c * c).sum(1)  # (K,)
             if x_sq is None:
                 x_sq = self.row_sqnorms(x)
         for s in range(0, n, rows):
@@ -86,7 +87,7 @@ class NumpyEngine(Engine):
         if x_sq is None:
             x_sq = self.row_sqnorms(x)
         out = np.empty_like(y)
-        h2 = float(bandwidth) ** 2
+        h2 = float(bandwidth) * float(bandwidth)  # inf, not OverflowError, for a huge h
         for s in range(0, m, bq):
             ys = y[s:s + bq]
             y_sq = self.row_sqnorms(ys)  # (B,)
@@ -136,7 +137,12 @@ class NumpyEngine(Engine):
         return (w @ x) / w.sum()
 
     def normalize_rows(self, x):
+        # divided by the largest entry first: rows near 1e20 (float32) keep a finite norm
+        x = x / np.abs(x).max(1, keepdims=True)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    def row_absmax(self, x):
+        return np.abs(x).max(1)
 
     def row_sqnorms(self, x):
         return np.einsum("ij,ij->i", x, x)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -49,7 +50,12 @@ class TorchEngine(Engine):
     def from_input(self, a):
         if isinstance(a, torch.Tensor):
             return a.detach()
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+        a = np.ascontiguousarray(a)
+        if not a.flags.writeable:  # torch warns about read-only memory; nothing writes to it
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(a).to(self.device)
+        return torch.from_numpy(a).to(self.device)
 
     def to_output(self, a, like):
         if isinstance(like, torch.Tensor):
@@ -167,7 +173,7 @@ class TorchEngine(Engine):
         if x_sq is None:
             x_sq = self.row_sqnorms(x)
         out = torch.empty_like(y)
-        h2 = float(bandwidth) ** 2
+        h2 = float(bandwidth) * float(bandwidth)  # inf, not OverflowError, for a huge h
         for s in range(0, m, bq):
             ys = y[s:s + bq]
             y_sq = self.row_sqnorms(ys)[:, None]  # (B, 1)
@@ -245,7 +251,12 @@ class TorchEngine(Engine):
         return (w @ x) / w.sum()
 
     def normalize_rows(self, x):
+        # divided by the largest entry first: rows near 1e20 (float32) keep a finite norm
+        x = x / x.abs().amax(1, keepdim=True)
         return x / torch.linalg.vector_norm(x, dim=1, keepdim=True)
+
+    def row_absmax(self, x):
+        return x.abs().amax(1)
 
     def row_sqnorms(self, x):
         return (x * x).sum(1)

@@ -332,7 +332,7 @@ def shift(y, x, x_sq, bandwidth, *, kernel="gaussian", precision="highest", tile
     bd = _pow2(d)
     t = tiles or ({"BLOCK_M": 16, "BLOCK_S": 32} if interpreted()
                   else {"BLOCK_M": 64, "BLOCK_S": 64, "num_warps": 4, "num_stages": 2})
-    h2 = float(bandwidth) ** 2
+    h2 = float(bandwidth) * float(bandwidth)
     grid = (triton.cdiv(m, t["BLOCK_M"]),)
     _shift_kernel[grid](
         y, x, x_sq.contiguous(), out, m, n, d, y.stride(0), x.stride(0),
