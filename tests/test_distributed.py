@@ -449,3 +449,21 @@ def test_bench_scaling_small():
     assert rows[1]["inertia"] == pytest.approx(rows[0]["inertia"], rel=1e-5)
     with pytest.raises(ValueError, match="procs"):
         cld.bench_scaling(n=3, d=2, k=2, procs=(4,))
+
+
+# --------------------------------------------------------------------------- the torchrun script
+
+
+def test_torchrun_script_matches_the_single_process_result():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "kmeans_torchrun.py"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(script), "--points", "3000", "--dims", "4", "--clusters", "5", "--uneven",
+           "--device", "cpu"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "rank 0:       273 points" in run.stdout and "rank 1:     2,727 points" in run.stdout
+    assert "equal to the single-process result: yes" in run.stdout
