@@ -1050,33 +1050,57 @@ def run_local(fn, nprocs, *args, backend="gloo", timeout=120.0, threads=None):
 # --------------------------------------------------------------------------------------
 
 
-def _scaling_worker(rank, world, path, k, iters, device):
+def _scaling_worker(rank, world, path, k, iters, device, procs, repeat, cores):
+    """Interleaved rounds: in each round, the first p ranks run k-means for each p in turn.
+
+    One group per process count (``new_group`` of ranks 0..p-1); the other ranks wait at a
+    barrier of the whole world meanwhile. CPU threads are divided as ``cores // p``.
+    """
     torch = _torch()
+    dist = torch.distributed
     x = np.load(path, mmap_mode="r")
-    bounds = np.linspace(0, len(x), world + 1).astype(np.int64)
-    x_local = np.ascontiguousarray(x[bounds[rank]:bounds[rank + 1]])
     c0 = np.ascontiguousarray(x[:: max(1, len(x) // k)][:k])
-    if device == "cuda":
-        x_local = torch.as_tensor(x_local, device=torch.device("cuda", torch.cuda.current_device()))
-        c0 = torch.as_tensor(c0, device=x_local.device)
-    kmeans(x_local, k, init=c0, max_iter=1, tol=0.0)  # warm-up: JIT, allocator, connections
-    res = kmeans(x_local, k, init=c0, max_iter=iters, tol=0.0)
-    times = np.diff([0.0] + [h["time"] for h in res.history])
-    comm = np.array([h["comm"] for h in res.history])
-    return {"rank": rank, "n_local": int(len(x_local)), "time": times.tolist(),
-            "comm": comm.tolist(), "inertia": res.inertia, "threads": torch.get_num_threads()}
+    groups = {p: dist.new_group(list(range(p))) for p in procs}  # every rank, same order
+    shards = {}
+    for p in procs:
+        if rank < p:
+            bounds = np.linspace(0, len(x), p + 1).astype(np.int64)
+            shards[p] = np.ascontiguousarray(x[bounds[rank]:bounds[rank + 1]])
+            if device == "cuda":
+                dev = torch.device("cuda", torch.cuda.current_device())
+                shards[p] = torch.as_tensor(shards[p], device=dev)
+    init = torch.as_tensor(c0, device=shards[procs[0]].device) if device == "cuda" else c0
+    out = {p: {"time": [], "comm": [], "n_local": len(shards[p]) if p in shards else 0}
+           for p in procs}
+    for rnd in range(repeat + 1):  # round 0 is a warm-up (JIT, allocator, connections)
+        for p in procs:
+            if rank < p:
+                if device != "cuda":
+                    torch.set_num_threads(max(1, cores // p))
+                res = kmeans(shards[p], k, group=groups[p], init=init,
+                             max_iter=iters if rnd else 1, tol=0.0)
+                if rnd:
+                    out[p]["time"].append(np.diff([0.0] + [h["time"] for h in res.history]).tolist())
+                    out[p]["comm"].append([h["comm"] for h in res.history])
+                    out[p]["inertia"] = res.inertia
+                    out[p]["threads"] = torch.get_num_threads()
+            dist.barrier()
+    return out
 
 
-def bench_scaling(n=200_000, d=32, k=64, procs=(1, 2, 4), iters=10, *, seed=0,
-                  backend=None, timeout=600.0):
+def bench_scaling(n=200_000, d=32, k=64, procs=(1, 2, 4), iters=10, *, repeat=3, seed=0,
+                  backend=None, cores=None, timeout=600.0):
     """Time per Lloyd iteration and the share spent in communication, by process count.
 
     The same data (``n`` points in ``d`` dimensions around ``k`` centres, float32) are
-    cut into ``p`` equal shards for each ``p`` in ``procs``; ``p`` local processes run
-    :func:`kmeans` from the same initial centroids for ``iters`` iterations (``tol=0``)
-    after one warm-up iteration. On CPUs (gloo) the cores are divided among the
-    processes (``torch.set_num_threads(cores // p)``), so the comparison is at equal
-    hardware; with NCCL each process has its own GPU.
+    cut into ``p`` equal shards for each ``p`` in ``procs``. ``max(procs)`` local
+    processes are started once; in each of ``repeat`` rounds the first ``p`` of them run
+    :func:`kmeans` on a group of their own, for each ``p`` in turn, from the same initial
+    centroids for ``iters`` iterations (``tol=0``), after a warm-up round. Interleaving
+    the rounds means a machine that slows down for a while slows every count alike. On
+    CPUs (gloo) the ``cores`` are divided among the processes that run
+    (``torch.set_num_threads(cores // p)``), so every count uses the same hardware; with
+    NCCL each process has its own GPU.
 
     Parameters
     ----------
@@ -1086,52 +1110,67 @@ def bench_scaling(n=200_000, d=32, k=64, procs=(1, 2, 4), iters=10, *, seed=0,
         Process counts to measure.
     iters : int
         Timed iterations per run.
+    repeat : int
+        Rounds; the reported time is the median over rounds.
     seed : int
         Seed of the data.
     backend : {"gloo", "nccl"}, optional
-        Default: NCCL when there are at least ``p`` CUDA devices, gloo otherwise.
+        Default: NCCL when there are at least ``max(procs)`` CUDA devices, gloo otherwise.
+    cores : int, optional
+        CPU threads to divide among the processes (default: ``os.cpu_count()``).
     timeout : float
-        Seconds allowed per process count.
+        Seconds allowed for the whole measurement.
 
     Returns
     -------
     list of dict
         One per process count: ``procs``, ``backend``, ``threads`` (per process),
-        ``time_per_iter`` (median over iterations of the slowest rank, seconds),
-        ``comm_share`` (share of that time spent in collectives, waiting included,
-        on the rank that waited least), ``speedup`` (relative to the first entry),
-        ``n_local`` (shard sizes) and ``inertia`` (the same for every count).
+        ``time_per_iter`` (seconds: the median over rounds of the median iteration of the
+        slowest rank), ``spread`` (the fastest and slowest round's value), ``comm_share``
+        (share of the time spent in the all-reduce on the rank that waited least, i.e.
+        the transfer rather than waiting for a slower rank; median over rounds),
+        ``speedup`` (relative to the first entry), ``n_local`` (shard sizes) and
+        ``inertia`` (the same for every count).
     """
     torch = _torch()
     n = check_int(n, "n", low=1)
     d = check_int(d, "d", low=1)
     k = check_int(k, "k", low=1, high=n)
     iters = check_count(iters, "iters", low=1)
+    repeat = check_count(repeat, "repeat", low=1)
     procs = [check_int(p, "procs", low=1) for p in procs]
+    if not procs:
+        raise ValueError("procs is empty: give at least one process count")
     if max(procs) > n:
         raise ValueError(f"procs={max(procs)} processes need at least as many points, n={n}")
+    cores = check_int(cores, "cores", low=1) if cores is not None else (os.cpu_count() or 1)
+    world = max(procs)
+    be = backend or ("nccl" if torch.cuda.device_count() >= world else "gloo")
+    check_choice(be, "backend", ("gloo", "nccl"))
     rng = np.random.default_rng(check_seed(seed))
     centres = rng.uniform(-10, 10, size=(k, d)).astype(np.float32)
     x = centres[rng.integers(k, size=n)] + rng.standard_normal((n, d), dtype=np.float32)
-    out = []
     with tempfile.TemporaryDirectory(prefix="clusterlab-scaling-") as tmp:
         path = os.path.join(tmp, "x.npy")
         np.save(path, x)
         del x
-        for p in procs:
-            be = backend or ("nccl" if torch.cuda.device_count() >= p else "gloo")
-            device = "cuda" if be == "nccl" else "cpu"
-            rows = run_local(_scaling_worker, p, path, k, iters, device, backend=be,
-                             timeout=timeout)
-            per_iter = np.max([r["time"] for r in rows], axis=0)  # the slowest rank
-            comm_min = np.min([r["comm"] for r in rows], axis=0)  # the rank that waited least
-            t = float(np.median(per_iter))
-            out.append({
-                "procs": p, "backend": be, "threads": rows[0]["threads"],
-                "time_per_iter": t,
-                "comm_share": float(np.sum(comm_min) / max(np.sum(per_iter), 1e-30)),
-                "n_local": [r["n_local"] for r in rows], "inertia": rows[0]["inertia"],
-            })
+        ranks = run_local(_scaling_worker, world, path, k, iters,
+                          "cuda" if be == "nccl" else "cpu", procs, repeat, cores,
+                          backend=be, timeout=timeout, threads=max(1, cores // world))
+    out = []
+    for p in procs:
+        rows = [r[p] for r in ranks[:p]]
+        times = np.array([r["time"] for r in rows])  # (p, repeat, iters)
+        comms = np.array([r["comm"] for r in rows])
+        per_round = np.median(times.max(0), axis=1)  # the slowest rank's median iteration
+        share = comms.min(0).sum(1) / np.maximum(times.max(0).sum(1), 1e-30)
+        out.append({
+            "procs": p, "backend": be, "threads": rows[0]["threads"],
+            "time_per_iter": float(np.median(per_round)),
+            "spread": (float(per_round.min()), float(per_round.max())),
+            "comm_share": float(np.median(share)),
+            "n_local": [r["n_local"] for r in rows], "inertia": rows[0]["inertia"],
+        })
     for row in out:
         row["speedup"] = out[0]["time_per_iter"] / row["time_per_iter"]
     return out

@@ -438,17 +438,21 @@ def _short_timeout(self, world, timeout=5.0):
 
 
 def test_bench_scaling_small():
-    rows = cld.bench_scaling(n=4000, d=4, k=8, procs=(1, 2), iters=3)
+    rows = cld.bench_scaling(n=4000, d=4, k=8, procs=(1, 2), iters=3, repeat=2, cores=2)
     assert [r["procs"] for r in rows] == [1, 2]
+    assert [r["threads"] for r in rows] == [2, 1]  # the cores are divided among the processes
     for r in rows:
         assert r["backend"] == "gloo"
         assert r["time_per_iter"] > 0 and 0.0 <= r["comm_share"] <= 1.0
+        assert r["spread"][0] <= r["time_per_iter"] <= r["spread"][1]
         assert sum(r["n_local"]) == 4000 and len(r["n_local"]) == r["procs"]
     assert rows[0]["speedup"] == 1.0
     # the same data, the same start, the same iterations: the same clustering
     assert rows[1]["inertia"] == pytest.approx(rows[0]["inertia"], rel=1e-5)
     with pytest.raises(ValueError, match="procs"):
         cld.bench_scaling(n=3, d=2, k=2, procs=(4,))
+    with pytest.raises(ValueError, match="procs is empty"):
+        cld.bench_scaling(n=3, d=2, k=2, procs=())
 
 
 # --------------------------------------------------------------------------- the torchrun script
