@@ -103,9 +103,10 @@ class _Comm:
     """The collectives of one process group, on float64 buffers, with their time kept.
 
     Buffers live on the group's device (the current CUDA device for NCCL, the CPU
-    otherwise); engine arrays are packed into one buffer per collective. ``seconds`` adds
-    up the wall-clock time spent in collectives (the device is synchronised around each
-    one so that compute is not counted as communication).
+    otherwise); engine arrays are packed into one buffer per collective. Each collective's
+    time is kept as a span: host clock readings on a CPU, a pair of CUDA events on the
+    current stream with NCCL (from the moment the stream's earlier work is done to the
+    moment the collective is), read only by :meth:`seconds` -- timing adds no wait.
     """
 
     def __init__(self, group=None):
@@ -126,20 +127,28 @@ class _Comm:
         on_gpu = self.backend == "nccl"
         self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
         self._src0 = 0 if group is None else dist.get_global_rank(group, 0)
-        self.seconds = 0.0
-        self.calls = 0
+        self.spans = []  # per collective: seconds (CPU) or a (start, end) CUDA event pair
 
     def _timed(self, fn):
-        sync = self.device.type == "cuda"
-        if sync:
-            self.torch.cuda.synchronize(self.device)
+        if self.device.type == "cuda":
+            ev = [self.torch.cuda.Event(enable_timing=True) for _ in range(2)]
+            ev[0].record()
+            out = fn()
+            ev[1].record()
+            self.spans.append(ev)
+            return out
         t0 = time.perf_counter()
         out = fn()
-        if sync:
-            self.torch.cuda.synchronize(self.device)
-        self.seconds += time.perf_counter() - t0
-        self.calls += 1
+        self.spans.append(time.perf_counter() - t0)
         return out
+
+    def seconds(self, start=0, stop=None):
+        """Seconds spent in the collectives ``spans[start:stop]`` (waits for the last one)."""
+        spans = self.spans[start:stop]
+        if spans and not isinstance(spans[-1], float):
+            spans[-1][1].synchronize()
+        return sum(s if isinstance(s, float) else s[0].elapsed_time(s[1]) / 1000.0
+                   for s in spans)
 
     # --- conversions ----------------------------------------------------------
     def buf(self, a):
@@ -219,7 +228,7 @@ def _cumsum64(v):
 
 
 def _sum64(x, w=None, rows=65536):
-    """(d,) float64 sum of the rows of ``x`` (weighted by ``w``), in blocks (no float64 copy)."""
+    """(d,) float64 sum of the rows of ``x`` (weighted by ``w``), in blocks (no float64 copy of x)."""
     d = x.shape[1]
     if is_torch(x):
         torch = _torch()
@@ -589,7 +598,7 @@ def _lloyd(comm, eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size, 
     objs, stats, marks, comms = [], [], [], []
     it, stop = 0, max_iter == 0
     while True:
-        c_before = comm.seconds
+        c_before = len(comm.spans)
         if stop:  # only the objective travels
             sums, counts = c * 0, c[:, 0] * 0
         else:
@@ -624,12 +633,13 @@ def _lloyd(comm, eng, xp, w, c, *, max_iter, tol_abs, metric, x_sq, chunk_size, 
         obj = eng.total(dist, w)
         stats.append((imbalance, n_split, shift_v))
         marks.append(eng.mark())
-        comms.append(comm.seconds - c_before)
+        comms.append((c_before, len(comm.spans)))
         it += 1
         stop = it >= max_iter or (tol_abs > 0 and shift_v <= tol_abs)
     values = [float(_host(v)) if is_torch(v) else float(v) for v in [final, *objs]]
     imb = eng.scalars(*[s[0] for s in stats]) if stats else []
     times = eng.seconds(t_start, marks)
+    comms = [comm.seconds(a, b) for a, b in comms]
     history = [
         {"obj": o, "time": t, "imbalance": i, "n_split": int(ns), "shift": float(sh), "comm": cs}
         for o, t, i, (_, ns, sh), cs in zip(values[1:], times, imb, stats, comms, strict=True)
@@ -1069,7 +1079,10 @@ def _scaling_worker(rank, world, path, k, iters, device, procs, repeat, cores):
             if device == "cuda":
                 dev = torch.device("cuda", torch.cuda.current_device())
                 shards[p] = torch.as_tensor(shards[p], device=dev)
-    init = torch.as_tensor(c0, device=shards[procs[0]].device) if device == "cuda" else c0
+    if device == "cuda":
+        init = torch.as_tensor(c0, device=torch.device("cuda", torch.cuda.current_device()))
+    else:
+        init = c0
     out = {p: {"time": [], "comm": [], "n_local": len(shards[p]) if p in shards else 0}
            for p in procs}
     for rnd in range(repeat + 1):  # round 0 is a warm-up (JIT, allocator, connections)
