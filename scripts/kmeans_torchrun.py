@@ -142,11 +142,12 @@ def main(argv=None) -> int:
     dist.all_gather_object(labels, res.labels.cpu().numpy())
     ok = True
     if rank == 0:
-        ref = cl.kmeans(x, args.clusters, init=c0, max_iter=args.max_iter)
+        ref = cl.kmeans(torch.from_numpy(x).to(device), args.clusters,  # rank 0's device
+                        init=torch.as_tensor(c0, device=device), max_iter=args.max_iter)
         labels = np.concatenate(labels)
-        c = res.centroids.cpu().numpy()
-        rel = float(np.abs(c - ref.centroids).max() / np.abs(ref.centroids).max())
-        same = int((labels == ref.labels).sum())
+        c, rc = res.centroids.cpu().numpy(), ref.centroids.cpu().numpy()
+        rel = float(np.abs(c - rc).max() / np.abs(rc).max())
+        same = int((labels == ref.labels.cpu().numpy()).sum())
         ok = rel <= 1e-4 and same == args.points and res.n_iter == ref.n_iter
         print(f"\ncheck against cl.kmeans on all {args.points:,} points from the same start:")
         print(f"  n_iter {res.n_iter} vs {ref.n_iter}; inertia {res.inertia:.8g} vs {ref.inertia:.8g}")
