@@ -174,7 +174,7 @@ def _merge_modes(points, radius, weights=None):
     n, d = points.shape
     cell = radius / (2.0 * math.sqrt(d))
     # float keys: integer cells would overflow int64 once points / cell passes 9.2e18
-    keys = np.floor((points - points.min(0)) / cell)
+    keys = np.floor(points / cell)
     if not np.isfinite(keys).all():  # a radius below what float64 resolves: no binning
         keys = np.arange(n, dtype=np.float64)[:, None]
     _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
