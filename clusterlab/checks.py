@@ -18,6 +18,7 @@ __all__ = [
     "check_attention_step",
     "check_batched_step",
     "check_chunked_assign",
+    "check_fused_assign",
     "check_gaussian",
     "check_inertia",
     "check_kmeans_plusplus",
@@ -519,7 +520,7 @@ def check_keops_meanshift_step(fn):
 # --- end notebook 06 ---------------------------------------------------------------------
 
 
-# --- notebook 07 (faiss) -----------------------------------------------------------------
+# --- notebook 08 (faiss) -----------------------------------------------------------------
 # check_ivf_search compares a one-query IVF search with an explicit reference and with
 # clusterlab.compare.ivf_recall; check_full_training trains the learner's faiss.Kmeans
 # from known centroids and reads off, from obj[0], how many points faiss really used.
@@ -643,4 +644,78 @@ def check_full_training(fn):
     )
 
 
-# --- end notebook 07 ---------------------------------------------------------------------
+# --- end notebook 08 ---------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------
+# fused kernels (notebook 07)
+# --------------------------------------------------------------------------------------
+
+
+def _largest_tensor(fn, *args):
+    """Run ``fn(*args)``; return its result and the most elements any torch op produced."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
+
+    class Largest(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    Largest.largest = max(Largest.largest, t.numel())
+            return out
+
+    with Largest():
+        out = fn(*args)
+    return out, Largest.largest
+
+
+def check_fused_assign(fn, metric="euclidean"):
+    """Check ``fn(x (n, d), c (k, d)) -> labels (n,)`` computed without storing (n, k).
+
+    The labels must equal the nearest centroids (``metric="cosine"``: the largest cosine
+    of unit rows), and no torch operation inside ``fn`` may produce a tensor of n * k
+    numbers or more: the point of the exercise is a kernel that keeps the distances in
+    registers. Data are torch float32 tensors on the GPU when there is one (else on the
+    CPU, for Triton's interpreter).
+    """
+    import torch
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def case(seed, n, k, d):
+        def make():
+            gen = torch.Generator().manual_seed(seed)
+            x, c = torch.randn(n, d, generator=gen), torch.randn(k, d, generator=gen)
+            if metric == "cosine":
+                x = x / x.norm(dim=1, keepdim=True)
+                c = c / c.norm(dim=1, keepdim=True)
+            return x.to(dev), c.to(dev)
+
+        return make
+
+    def call(x, c):
+        return _largest_tensor(fn, x, c)
+
+    def judge(out, x, c):
+        labels, largest = out
+        g = x.double() @ c.double().T  # (n, k) reference, outside the learner's function
+        ref = g.argmax(1) if metric == "cosine" else ((c.double() ** 2).sum(1) - 2 * g).argmin(1)
+        problem = _labels_problem(labels, ref.cpu().numpy())
+        if problem:
+            return problem
+        n, k = x.shape[0], c.shape[0]
+        if largest >= n * k:
+            return (f"a torch operation made a tensor of {largest:,} numbers (n * k = {n * k:,}): "
+                    "the (n, k) matrix was stored; keep the distances in the kernel's registers")
+        return None
+
+    return _run(
+        f"check_fused_assign ({metric})",
+        call,
+        [("n=300, k=64, d=4", case(21, 300, 64, 4), judge),
+         ("n=333, k=100, d=3 (tiles not full)", case(22, 333, 100, 3), judge)],
+    )

@@ -1,7 +1,7 @@
 """The interactive notebook in a real browser: JupyterLab + headless Chromium.
 
 Starts JupyterLab on 127.0.0.1 (random free port, random token) serving a temporary copy
-of ``notebooks/08_interactive.ipynb`` (outputs stripped, so every widget seen was made by
+of ``notebooks/09_interactive.ipynb`` (outputs stripped, so every widget seen was made by
 this run), opens it in Debian's Chromium driven by Playwright, runs all cells from the
 Run menu, then moves the k slider and the bandwidth slider with the keyboard and checks
 that the figure in each explorer's Output changed and that no error output appeared.
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "08_interactive.ipynb"
+NOTEBOOK = ROOT / "notebooks" / "09_interactive.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -238,3 +238,22 @@ def test_precision_refused_where_the_engine_has_only_ieee(backend):
 def test_bad_precision_names_the_argument():
     with pytest.raises(ValueError, match=r"precision must be one of .* got 'fp8'"):
         cl.assign(np.zeros((4, 2)), np.zeros((2, 2)), precision="fp8")
+
+
+# --- the lesson's self-check ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_check_fused_assign_accepts_a_kernel_and_refuses_a_stored_matrix(metric, capsys):
+    fused = cl.checks.check_fused_assign(
+        lambda x, c: triton_kernels.assign(x, c, metric=metric)[1], metric=metric)
+    assert fused
+    if metric == "cosine":
+        stored = cl.checks.check_fused_assign(lambda x, c: (x @ c.T).argmax(1), metric=metric)
+    else:
+        stored = cl.checks.check_fused_assign(lambda x, c: torch.cdist(x, c).argmin(1))
+    assert not stored
+    assert "the (n, k) matrix was stored" in capsys.readouterr().out
+    wrong = cl.checks.check_fused_assign(
+        lambda x, c: torch.zeros(len(x), dtype=torch.int64), metric=metric)
+    assert not wrong

@@ -70,7 +70,8 @@ class TorchEngine(Engine):
 
     @torch.no_grad()
     def assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None, precision="highest"):
-        if precision == "highest" or x.dtype != torch.float32:
+        exact = precision == "highest" or (precision == "high" and self.device_type == "cpu")
+        if exact or x.dtype != torch.float32:  # (a CPU has no TF32: "high" is float32 there)
             return self._assign(x, c, metric=metric, x_sq=x_sq, chunk_size=chunk_size)
         # Lower precision picks the labels; the distances are then recomputed exactly.
         with matmul_precision(precision):
