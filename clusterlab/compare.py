@@ -39,6 +39,7 @@ from clusterlab._validate import (
     check_array,
     check_centroids,
     check_choice,
+    check_count,
     check_int,
     check_k,
     check_seed,
@@ -193,6 +194,44 @@ def _host_array(x, name="x"):
     return to_numpy(check_array(x, name))
 
 
+def _check_float32_range(x, w=None, c0=None):
+    """Refuse data on which faiss's float32 distances or objective would overflow.
+
+    faiss computes squared distances as ``||x||^2 + ||c||^2 - 2 x.c`` and sums them in
+    float32 (at most 3.4e38). An infinite distance makes it assign a point to no
+    cluster and abort the whole process (``faiss::FaissException``: invalid cluster
+    assignment); an infinite sum makes ``obj`` inf. Every distance is at most
+    ``2 ||x_i||^2 + 2 max(||x||^2, ||c||^2)``, so the (weighted) objective is bounded by
+    ``2 sum w_i ||x_i||^2 + 2 sum w_i max ||.||^2``; data for which that bound (or the
+    sum of the weights) is not below float32's largest value is refused.
+    """
+    big = float(np.finfo(np.float32).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # (n,) squared row norms in float64, without a float64 copy of x
+        sq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+        top = float(sq.max())
+        if c0 is not None:
+            top = max(top, float(np.einsum("ij,ij->i", c0, c0, dtype=np.float64).max()))
+        bound = 2.0 * float(sq.sum()) + 2.0 * x.shape[0] * top
+        if w is not None:
+            w64 = np.asarray(w, dtype=np.float64)
+            total = float(w64.sum())
+            bound = max(bound, 2.0 * float(w64 @ sq) + 2.0 * total * top, total)
+    if bound < big:
+        return
+    what = "x is" if c0 is None else "x and init are"
+    arrays = [x] if c0 is None else [x, c0]
+    magnitude = max(max(float(a.max()), -float(a.min())) for a in arrays)  # no |x| copy
+    weighted = "" if w is None else " weighted"
+    raise ValueError(
+        f"{what} too large for faiss, which computes squared distances and their sum in "
+        f"float32 (at most {big:.3g}): values reach {magnitude:.3g} in magnitude (squared "
+        f"row norms up to {top:.3g}), so the{weighted} objective could reach {bound:.3g} and "
+        f"overflow (faiss would then abort the process or return inf); rescale the data "
+        f"first, e.g. x / {magnitude:.3g}"
+    )
+
+
 def faiss_kmeans(
     x,
     k,
@@ -270,8 +309,11 @@ def faiss_kmeans(
     TypeError
         An unknown parameter in ``params``.
     ValueError
-        Bad data, ``k``, ``init`` or ``niter``; ``max_points_per_centroid`` given with
-        ``subsample=False``, or ``early_stop_threshold`` with ``early_stop=False``.
+        Bad data, ``k``, ``init`` or ``niter`` (``niter`` at most ``2**31 - 1``); data
+        whose squared distances or objective would overflow faiss's float32 (row norms
+        above about ``3e17 / sqrt(n)``; see :func:`_check_float32_range`), on which faiss
+        would abort the process; ``max_points_per_centroid`` given with ``subsample=False``, or
+        ``early_stop_threshold`` with ``early_stop=False``.
 
     Notes
     -----
@@ -280,10 +322,10 @@ def faiss_kmeans(
     ``spherical=True`` faiss normalises the centroids, not the data: pass unit rows.
     """
     faiss = import_faiss()
-    x = np.ascontiguousarray(_host_array(x), dtype=np.float32)
+    x = _host_array(x)  # validated, in its own precision until the range is checked
     n, d = x.shape
     k = check_k(k, n)
-    niter = check_int(niter, "niter", low=1)
+    niter = check_count(niter, "niter", low=1)
     seed = check_int(seed, "seed", low=0, high=2**31 - 1)  # a C int in faiss
     for name, flag in (("subsample", subsample), ("early_stop", early_stop), ("gpu", gpu)):
         if not isinstance(flag, bool):
@@ -308,10 +350,16 @@ def faiss_kmeans(
         params["early_stop_threshold"] = -math.inf
     c0 = None
     if init is not None:
-        c0 = np.ascontiguousarray(to_numpy(check_centroids(init, x, k, name="init")), np.float32)
+        c0 = to_numpy(check_centroids(init, x, k, name="init"))
     w = None
     if weights is not None:
-        w = np.ascontiguousarray(check_weights(weights, x), dtype=np.float32)
+        w = to_numpy(check_weights(weights, x))
+    _check_float32_range(x, w, c0)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if c0 is not None:
+        c0 = np.ascontiguousarray(c0, dtype=np.float32)
+    if w is not None:
+        w = np.ascontiguousarray(w, dtype=np.float32)
     if gpu:
         n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
         if n_gpus < 1:

@@ -306,3 +306,56 @@ def test_notebook_07_checks_read_not_written_yet(check, capsys):
 
     assert getattr(ck, check)(stub) is False
     assert "not written yet" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- float32 range
+
+
+def test_faiss_on_data_near_1e30_is_refused_not_aborted():
+    # faiss used to abort the whole process (faiss::FaissException, "invalid cluster
+    # assignment") on such data: run the call in a child process, so that a regression
+    # fails this test rather than ending the test run.
+    import subprocess
+
+    code = (
+        "import numpy as np\n"
+        "from clusterlab import compare as cmp\n"
+        "x = np.random.default_rng(0).normal(size=(500, 3)) * 1e30\n"
+        "try:\n"
+        "    cmp.faiss_kmeans(x, 4, niter=5)\n"
+        "except ValueError as err:\n"
+        "    print('refused:', err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "refused: x is too large for faiss" in out.stdout
+    assert "values reach 3.9e+30 in magnitude" in out.stdout
+    assert "rescale the data first, e.g. x / 3.9e+30" in out.stdout
+
+
+def test_faiss_float32_range_bound():
+    x = np.random.default_rng(0).normal(size=(500, 3))
+    km = cmp.faiss_kmeans(x * 1e17, 4, niter=3)  # inside the bound: a finite objective
+    assert np.isfinite(km.obj).all() and np.isfinite(km.centroids).all()
+    # the bound is a worst case (every point as far as possible from its centroid)
+    with pytest.raises(ValueError, match=r"x is too large for faiss.*objective could reach 7\.37e\+38"):
+        cmp.faiss_kmeans(x * 2e17, 4, niter=3)
+    with pytest.raises(ValueError, match=r"x is too large for faiss.*values reach 1\.56e\+19"):
+        cmp.faiss_kmeans(x * 4e18, 4, niter=3)  # faiss returned obj = inf here
+    with pytest.raises(ValueError, match=r"x is too large for faiss.*values reach 3\.9e\+39"):
+        cmp.faiss_kmeans(x * 1e39, 4, niter=3)  # float64 data beyond float32 altogether
+    with pytest.raises(ValueError, match=r"x and init are too large for faiss.*values reach 1e\+30"):
+        cmp.faiss_kmeans(x, 2, init=np.array([[0.0, 0, 0], [1e30, 0, 0]]), niter=3)
+    with pytest.raises(ValueError, match=r"the weighted objective could reach"):
+        cmp.faiss_kmeans(x, 2, weights=np.full(500, 1e37), niter=3)
+    km = cmp.faiss_kmeans(x, 2, weights=np.full(500, 1e30), niter=3)  # large but fine
+    assert np.isfinite(km.centroids).all()
+
+
+def test_faiss_kmeans_niter_is_bounded_and_sparse_input_refused():
+    x = blobs(n=100, d=2, k=2, seed=13)
+    with pytest.raises(ValueError, match=r"niter must be <= 2\*\*31 - 1 = 2147483647 .*got 2147483648"):
+        cmp.faiss_kmeans(x, 2, niter=2**31)
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match=r"x is a sparse matrix .*x\.toarray\(\)"):
+        cmp.faiss_kmeans(sp.csr_matrix(x), 2)
