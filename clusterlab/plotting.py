@@ -12,7 +12,14 @@ import numbers
 
 import numpy as np
 
-from clusterlab._validate import check_int, check_seed, to_numpy
+from clusterlab._validate import (
+    check_dense,
+    check_float,
+    check_int,
+    check_k,
+    check_seed,
+    to_numpy,
+)
 from clusterlab.device import format_seconds
 
 __all__ = [
@@ -47,7 +54,7 @@ def _axes(ax):
 
 def _int_labels(name: str, labels, n: int | None = None) -> np.ndarray:
     """``labels`` as a 1-D int64 array (of length ``n`` when given), or raise."""
-    arr = to_numpy(labels)
+    arr = to_numpy(check_dense(labels, name))
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if n is not None and arr.shape[0] != n:
@@ -75,11 +82,19 @@ def _label_colors(labels: np.ndarray) -> np.ndarray:
 
 
 def _points_2d(name: str, x) -> np.ndarray:
-    arr = to_numpy(x)
+    """``x`` as a NumPy (n, d) array of finite real numbers, d >= 2, or raise."""
+    arr = to_numpy(check_dense(x, name))
     if arr.ndim != 2 or arr.shape[1] < 2:
         raise ValueError(f"{name} must have shape (n, d) with d >= 2, got shape {arr.shape}")
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} contains NaN or inf ({int(bad.sum())} values; first at index {idx}: "
+            f"{arr[idx]}): matplotlib would leave those points out without a word"
+        )
     return arr
 
 
@@ -274,10 +289,10 @@ def plot_elbow(ks, inertias, *, k_marked=None, ax=None):
         )
     if not (np.all(np.isfinite(k_arr)) and np.all(np.isfinite(y))):
         raise ValueError("ks and inertias must be finite, got NaN or inf")
-    if k_marked is not None and (
-        isinstance(k_marked, bool) or not isinstance(k_marked, numbers.Real)
-    ):
-        raise TypeError(f"k_marked must be a number, got {k_marked!r}")
+    if k_marked is not None:
+        k_marked = check_float(k_marked, "k_marked")
+        if k_marked == int(k_marked):
+            k_marked = int(k_marked)
 
     ax = _axes(ax)
     ax.plot(k_arr, y, marker="o")
@@ -300,7 +315,8 @@ def plot_cluster_sizes(labels, k=None, *, ax=None):
     labels : array-like of shape (n,) of int
         Cluster of each point, in ``[0, k)``.
     k : int, optional
-        Number of clusters (empty ones included); ``labels.max() + 1`` when None.
+        Number of clusters (empty ones included), at most the number of points;
+        ``labels.max() + 1`` when None.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on.
 
@@ -315,9 +331,14 @@ def plot_cluster_sizes(labels, k=None, *, ax=None):
     if lab.min() < 0:
         raise ValueError(f"labels must be >= 0, got {int(lab.min())}")
     if k is None:
+        if lab.max() >= lab.size:  # k-means never has more clusters than points
+            raise ValueError(
+                f"labels must be < n={lab.size} (the number of points; k <= n), got label "
+                f"{int(lab.max())}"
+            )
         k = int(lab.max()) + 1
     else:
-        k = check_int(k, "k", low=1)
+        k = check_k(k, lab.size)  # at most as many clusters (bars) as points
         if lab.max() >= k:
             raise ValueError(f"labels must be < k={k}, got label {int(lab.max())}")
     sizes = np.sort(np.bincount(lab, minlength=k))[::-1]
@@ -434,7 +455,7 @@ def plot_kmeans_state(
         The current centroids (large ``X`` markers, centroid ``i`` in the colour
         of label ``i``).
     labels : array-like of shape (n,) of int
-        Cluster of each point.
+        Cluster of each point, in ``0 .. k-1`` (anything else is refused).
     trail : array-like of shape (t, k, d), optional
         Earlier centroids, oldest first (e.g. after 0, 1, ..., i-1 updates). Each
         centroid's path ``trail[:, i] -> centroids[i]`` is drawn as a line with
@@ -452,8 +473,20 @@ def plot_kmeans_state(
         ``ax.collections[0]`` holds the points, ``ax.collections[1]`` the
         centroids; ``ax.lines`` holds the ``k`` paths when ``trail`` has rows.
     """
+    pts = _points_2d("x", x)
     cents = _points_2d("centroids", centroids)
     k = cents.shape[0]
+    if cents.shape[1] != pts.shape[1]:
+        raise ValueError(
+            f"centroids must have shape (k, {pts.shape[1]}) like x of shape {pts.shape}, "
+            f"got shape {cents.shape}"
+        )
+    lab = _int_labels("labels", labels, pts.shape[0])
+    if lab.size and (lab.min() < 0 or lab.max() >= k):
+        raise ValueError(
+            f"labels must index the {k} centroids (0 to {k - 1}), "
+            f"got values from {int(lab.min())} to {int(lab.max())}"
+        )
     path = None
     if trail is not None:
         path = to_numpy(trail)
@@ -464,7 +497,7 @@ def plot_kmeans_state(
             )
         if path.dtype.kind not in "iuf" or not np.all(np.isfinite(path)):
             raise ValueError("trail must hold finite real numbers")
-    ax = plot_clusters(x, labels, cents, ax=ax, title=title, max_points=max_points, seed=seed)
+    ax = plot_clusters(pts, lab, cents, ax=ax, title=title, max_points=max_points, seed=seed)
     if path is not None and path.shape[0] > 0:
         full = np.concatenate([path[:, :, :2], cents[None, :, :2]], axis=0)  # (t+1, k, 2)
         colors = _label_colors(np.arange(k, dtype=np.int64))

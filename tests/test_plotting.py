@@ -14,6 +14,7 @@ from clusterlab.plotting import (
     plot_clusters,
     plot_elbow,
     plot_history,
+    plot_kmeans_state,
     plot_timings,
 )
 
@@ -264,3 +265,70 @@ def test_plot_timings_bad_arguments():
         plot_timings(["a", "b"], [1.0, -2.0])
     with pytest.raises(ValueError, match="index 5"):
         plot_timings(["a", "b"], [1.0, 2.0], baseline=5)
+
+
+# --------------------------------------------------------------------------- bad numbers
+
+
+def test_plot_kmeans_state_refuses_labels_that_index_no_centroid():
+    x, labels = _points(30, 3)
+    cents = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    assert len(plot_kmeans_state(x, cents, labels).collections) == 2  # 0..2: fine
+    bad = labels.copy()
+    bad[5] = 3
+    with pytest.raises(ValueError, match=r"labels must index the 3 centroids \(0 to 2\), got values from 0 to 3"):
+        plot_kmeans_state(x, cents, bad)
+    bad[5] = -1
+    with pytest.raises(ValueError, match=r"got values from -1 to 2"):
+        plot_kmeans_state(x, cents, bad)
+    with pytest.raises(ValueError, match=r"labels.*integers"):
+        plot_kmeans_state(x, cents, labels + 0.5)
+    with pytest.raises(ValueError, match=r"labels must have one entry per point \(30\), got 29"):
+        plot_kmeans_state(x, cents, labels[:-1])
+    with pytest.raises(ValueError, match=r"centroids must have shape \(k, 2\) like x of shape \(30, 2\), got shape \(3, 3\)"):
+        plot_kmeans_state(x, np.zeros((3, 3)), labels)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_points_with_nan_or_inf_are_refused_not_dropped(value):
+    x, labels = _points(10, 2)
+    x[4, 1] = value
+    with pytest.raises(ValueError, match=r"x contains NaN or inf \(1 values; first at index \(4, 1\)"):
+        plot_clusters(x, labels)
+    cents = np.zeros((2, 2))
+    cents[1, 0] = value
+    with pytest.raises(ValueError, match=r"centroids contains NaN or inf .*index \(1, 0\)"):
+        plot_kmeans_state(_points(10, 2)[0], cents, labels)
+
+
+def test_sparse_and_masked_points_are_refused_with_advice():
+    sp = pytest.importorskip("scipy.sparse")
+    x, labels = _points(10, 2)
+    with pytest.raises(TypeError, match=r"x is a sparse matrix .*x\.toarray\(\)"):
+        plot_clusters(sp.csr_matrix(x), labels)
+    with pytest.raises(TypeError, match=r"x is a sparse torch tensor .*x\.to_dense\(\)"):
+        plot_clusters(torch.from_numpy(x).to_sparse(), labels)
+    m = np.ma.masked_array(x, mask=np.zeros_like(x, dtype=bool))
+    m[2, 0] = np.ma.masked
+    with pytest.raises(TypeError, match=r"x is a masked array with 1 masked value"):
+        plot_clusters(m, labels)
+    m.mask[:] = False  # nothing masked: its data are plotted
+    np.testing.assert_allclose(plot_clusters(m, labels).collections[0].get_offsets(), x)
+
+
+def test_plot_elbow_marker_must_be_a_finite_number():
+    with pytest.raises(ValueError, match=r"k_marked must be finite, got nan"):
+        plot_elbow([1, 2, 3], [3.0, 2.0, 1.0], k_marked=float("nan"))
+    with pytest.raises(TypeError, match=r"k_marked must be a real number, got '2'"):
+        plot_elbow([1, 2, 3], [3.0, 2.0, 1.0], k_marked="2")
+    ax = plot_elbow([1, 2, 3], [3.0, 2.0, 1.0], k_marked=np.int64(2))
+    assert ax.get_legend().get_texts()[0].get_text() == "k = 2"
+
+
+def test_plot_cluster_sizes_bounds_k_by_the_number_of_points():
+    with pytest.raises(ValueError, match=r"k=1099511627776 is larger than the number of points n=3"):
+        plot_cluster_sizes([0, 1, 1], k=2**40)
+    with pytest.raises(ValueError, match=r"labels must be < n=3 .*got label 1000000000000000000"):
+        plot_cluster_sizes([0, 1, 10**18])  # k from the labels: not 1e18 bars
+    with pytest.raises(TypeError, match=r"k must be an integer, got 2.5"):
+        plot_cluster_sizes([0, 1, 1], k=2.5)
