@@ -59,6 +59,8 @@ except ImportError as err:  # pragma: no cover - exercised in a test with ipywid
     ) from err
 
 from clusterlab import plotting
+from clusterlab._validate import check_choice, check_float, check_int, check_seed
+from clusterlab.engines import BACKENDS
 from clusterlab.kmeans import INITS, kmeans
 from clusterlab.meanshift import estimate_bandwidth, meanshift
 
@@ -77,6 +79,13 @@ __all__ = [
 DATASETS = ("six blobs", "make_blobs (scaled)", "moons", "digits (2-D PCA)")
 #: Points kept of the 1,797 digits (a seeded subset).
 DIGITS_POINTS = 1000
+#: The most Lloyd iterations the k-means explorer offers: showing iteration ``i`` runs
+#: ``0 .. i`` iterations (for the centroids' path), so a redraw costs about ``i**2 / 2``.
+KMEANS_MAX_ITER = 100
+#: The most mean-shift steps a redraw of the mean-shift explorer runs (n² work each).
+MEANSHIFT_MAX_ITER = 1000
+#: The largest figure side, in pixels (``figsize * dpi``).
+MAX_PIXELS = 10_000
 
 
 def load_dataset(name: str, seed: int = 0) -> np.ndarray:
@@ -147,6 +156,39 @@ def _snap(value: float, step: float) -> float:
 def _fmt(value) -> str:
     """A number with 4 significant digits for the status line ("—" for None)."""
     return "—" if value is None else f"{value:.4g}"
+
+
+def _int_in(value, name: str, low: int, high: int) -> int:
+    """An integer (not a float, str or bool) in ``[low, high]``, or a clear error."""
+    value = check_int(value, name)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def _check_dataset(dataset) -> str:
+    if not isinstance(dataset, str) or dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    return dataset
+
+
+def _check_figure(figsize, dpi, raise_errors):
+    """``(figsize, dpi, raise_errors)`` validated: two sizes in inches > 0, an integer
+    dpi, at most :data:`MAX_PIXELS` pixels a side, and a bool."""
+    if not isinstance(raise_errors, (bool, np.bool_)):
+        raise TypeError(f"raise_errors must be True or False, got {raise_errors!r}")
+    dpi = _int_in(dpi, "dpi", 1, MAX_PIXELS)
+    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__") or len(figsize) != 2:
+        raise TypeError(f"figsize must be (width, height) in inches, got {figsize!r}")
+    size = tuple(
+        check_float(v, f"figsize[{i}]", positive=True) for i, v in enumerate(figsize)
+    )
+    if max(size) * dpi > MAX_PIXELS:
+        raise ValueError(
+            f"figsize={figsize} at dpi={dpi} is {size[0] * dpi:.0f} x {size[1] * dpi:.0f} "
+            f"pixels; at most {MAX_PIXELS} a side"
+        )
+    return size, dpi, bool(raise_errors)
 
 
 # --------------------------------------------------------------------------- base
@@ -306,6 +348,14 @@ class KMeansExplorer(_Explorer):
     last : dict
         ``dataset, k, init, iteration, inertia, silhouette, n_clusters, converged_at,
         n_points, title, redraws, n_errors, error, seconds``.
+
+    Arguments are checked up front, with an error that names the argument and its
+    value: ``k`` an integer in ``[1, k_max]`` (``3.5`` or ``"3"`` are refused, not
+    rounded), ``k_max`` in ``[1, n]`` for the data set's ``n`` points, ``max_iter`` in
+    ``[0, KMEANS_MAX_ITER]`` (100), ``iteration`` in ``[0, max_iter]``, ``seed`` as in
+    :func:`clusterlab.kmeans`, ``backend`` one of ``clusterlab.engines.BACKENDS``,
+    ``silhouette_points >= 2``, ``figsize`` two sizes > 0 and ``dpi`` an integer, at most
+    ``MAX_PIXELS`` (10,000) pixels a side.
     """
 
     _css_class = "clusterlab-kmeans"
@@ -337,20 +387,18 @@ class KMeansExplorer(_Explorer):
         figsize=(10.5, 4.4),
         dpi=80,
     ):
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.k_max = int(k_max)
-        self.max_iter = int(max_iter)
-        self.seed = int(seed)
-        self.backend = backend
-        self.silhouette_points = int(silhouette_points)
-        if not 1 <= k <= self.k_max:
-            raise ValueError(f"k must be in [1, {self.k_max}], got {k}")
-        iteration = self.max_iter if iteration is None else int(iteration)
-        if not 0 <= iteration <= self.max_iter:
-            raise ValueError(f"iteration must be in [0, {self.max_iter}], got {iteration}")
+        _check_dataset(dataset)
+        init = check_choice(init, "init", INITS)
+        figsize, dpi, raise_errors = _check_figure(figsize, dpi, raise_errors)
+        self.seed = check_seed(seed)
+        self.backend = check_choice(backend, "backend", BACKENDS)
+        n = load_dataset(dataset, self.seed).shape[0]
+        self.k_max = _int_in(k_max, "k_max", 1, n)  # the elbow runs k = 1 .. k_max
+        self.max_iter = _int_in(max_iter, "max_iter", 0, KMEANS_MAX_ITER)
+        self.silhouette_points = check_int(silhouette_points, "silhouette_points", low=2)
+        k = _int_in(k, "k", 1, self.k_max)
+        iteration = self.max_iter if iteration is None else iteration
+        iteration = _int_in(iteration, "iteration", 0, self.max_iter)
 
         self.dataset_dropdown = widgets.Dropdown(
             options=DATASETS, value=dataset, description="data"
@@ -362,7 +410,7 @@ class KMeansExplorer(_Explorer):
             layout=widgets.Layout(width="220px"),
         )
         self.k_slider = widgets.IntSlider(
-            value=int(k),
+            value=k,
             min=1,
             max=self.k_max,
             step=1,
@@ -420,8 +468,8 @@ class KMeansExplorer(_Explorer):
     def elbow(self, dataset=None, init=None):
         """``(ks, inertias)``: inertia after ``max_iter`` iterations for ``k = 1 .. k_max``
         (cached per ``(dataset, init)``; the current data set and init by default)."""
-        dataset = self.dataset_dropdown.value if dataset is None else dataset
-        init = self.init_dropdown.value if init is None else init
+        dataset = _check_dataset(self.dataset_dropdown.value if dataset is None else dataset)
+        init = check_choice(self.init_dropdown.value if init is None else init, "init", INITS)
         ks, inertias = self._elbow(dataset, init)
         return ks.copy(), inertias.copy()
 
@@ -429,7 +477,11 @@ class KMeansExplorer(_Explorer):
         """The state at ``(dataset, k, init, iteration)``: a dict of arrays and numbers
         (``centroids, labels, trail, inertia, silhouette, n_clusters, converged_at,
         elbow_ks, elbow_inertias``), from an LRU cache keyed on those four values."""
-        return self._state(str(dataset), int(k), str(init), int(iteration))
+        dataset = _check_dataset(dataset)
+        k = check_int(k, "k", low=1)  # k > n is refused by cl.kmeans
+        init = check_choice(init, "init", INITS)
+        iteration = _int_in(iteration, "iteration", 0, self.max_iter)
+        return self._state(dataset, k, init, iteration)
 
     def _compute(self, dataset, k, init, iteration):
         x = load_dataset(dataset, self.seed)
@@ -565,6 +617,12 @@ class MeanShiftExplorer(_Explorer):
     out, fig, last
         As in :class:`KMeansExplorer`; ``last`` holds ``dataset, bandwidth, estimate,
         n_clusters, n_iter, sizes, n_points, title, redraws, n_errors, error, seconds``.
+
+    Arguments are checked up front, with an error that names the argument and its
+    value: ``bandwidth`` and ``ratio`` finite and > 0 (``bandwidth`` also within the
+    slider's range), ``quantile`` in ``(0, 1]``, ``max_iter`` in
+    ``[0, MEANSHIFT_MAX_ITER]`` (1,000), ``tol >= 0``, and ``seed``, ``backend``,
+    ``figsize``, ``dpi`` as in :class:`KMeansExplorer`.
     """
 
     _css_class = "clusterlab-meanshift"
@@ -593,13 +651,16 @@ class MeanShiftExplorer(_Explorer):
         figsize=(6.6, 5.0),
         dpi=80,
     ):
-        if dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-        self.quantile = float(quantile)
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
-        self.seed = int(seed)
-        self.backend = backend
+        _check_dataset(dataset)
+        figsize, dpi, raise_errors = _check_figure(figsize, dpi, raise_errors)
+        if bandwidth is not None:
+            bandwidth = check_float(bandwidth, "bandwidth", positive=True)
+        ratio = check_float(ratio, "ratio", positive=True)
+        self.quantile = check_float(quantile, "quantile", positive=True, high=1.0)
+        self.max_iter = _int_in(max_iter, "max_iter", 0, MEANSHIFT_MAX_ITER)
+        self.tol = check_float(tol, "tol", nonnegative=True)
+        self.seed = check_seed(seed)
+        self.backend = check_choice(backend, "backend", BACKENDS)
         self._estimate = functools.cache(self._estimate_uncached)
         self._state = functools.lru_cache(maxsize=512)(self._compute)
 
@@ -632,7 +693,7 @@ class MeanShiftExplorer(_Explorer):
         ]
         super().__init__(controls, figsize=figsize, dpi=dpi, raise_errors=raise_errors)
         self._boxes = controls[:1]
-        self._configure_slider(dataset, bandwidth=bandwidth, ratio=float(ratio))
+        self._configure_slider(dataset, bandwidth=bandwidth, ratio=ratio)
         self.dataset_dropdown.observe(self._on_dataset, names="value")
         self.bandwidth_slider.observe(self._on_change, names="value")
         self.estimate_button.on_click(self._use_estimate)
@@ -648,13 +709,16 @@ class MeanShiftExplorer(_Explorer):
 
     def estimate(self, dataset=None):
         """``cl.estimate_bandwidth(x, quantile=quantile)`` of a data set (cached)."""
-        return self._estimate(self.dataset_dropdown.value if dataset is None else dataset)
+        return self._estimate(
+            _check_dataset(self.dataset_dropdown.value if dataset is None else dataset)
+        )
 
     def compute(self, dataset, bandwidth):
         """The mean-shift result at ``(dataset, bandwidth)``: a dict of arrays and numbers
         (``points, centers, labels, n_clusters, n_iter, sizes, estimate``), from an LRU
         cache keyed on those two values."""
-        return self._state(str(dataset), float(bandwidth))
+        dataset = _check_dataset(dataset)
+        return self._state(dataset, check_float(bandwidth, "bandwidth", positive=True))
 
     def _compute(self, dataset, bandwidth):
         x = load_dataset(dataset, self.seed)

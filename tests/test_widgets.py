@@ -517,3 +517,79 @@ def test_close_closes_every_widget_inside(make):
     assert ex.comm is not None and all(w.comm is not None for w in inner)
     ex.close()
     assert ex.comm is None and all(w.comm is None for w in inner)
+
+
+# --------------------------------------------------------------------------- bad numbers
+
+
+def _nothing_computed(monkeypatch):
+    """Bad arguments are refused before anything runs (a huge max_iter or k_max let
+    through would keep the explorer busy for hours): computing fails at once here."""
+
+    def stub(*args, **kwargs):
+        raise AssertionError("computed before the arguments were checked")
+
+    for name in ("kmeans", "meanshift", "estimate_bandwidth"):
+        monkeypatch.setattr(clw, name, stub)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"k": 3.5}, TypeError, r"k must be an integer, got 3.5 \(float\)"),
+        ({"k": "3"}, TypeError, r"k must be an integer, got '3' \(str\)"),
+        ({"k": True}, TypeError, r"k must be an integer, got True"),
+        ({"k": 0}, ValueError, r"k must be in \[1, 15\], got 0"),
+        ({"iteration": 2.0}, TypeError, r"iteration must be an integer, got 2.0"),
+        ({"k_max": 10**6}, ValueError, r"k_max must be in \[1, 1500\], got 1000000"),
+        ({"k_max": float("nan")}, TypeError, r"k_max must be an integer, got nan"),
+        ({"max_iter": 2**31}, ValueError, r"max_iter must be in \[0, 100\], got 2147483648"),
+        ({"seed": -1}, ValueError, r"seed must be >= 0, got -1"),
+        ({"backend": "cupy"}, ValueError, r"backend must be one of .*; got 'cupy'"),
+        ({"silhouette_points": 1}, ValueError, r"silhouette_points must be >= 2, got 1"),
+        ({"dpi": 0}, ValueError, r"dpi must be in \[1, 10000\], got 0"),
+        ({"figsize": (float("nan"), 4)}, ValueError, r"figsize\[0\] must be finite, got nan"),
+        ({"figsize": (1e9, 4)}, ValueError, r"figsize=\(1000000000.0, 4\) at dpi=80 is 80000000000 x 320 pixels"),
+        ({"figsize": "big"}, TypeError, r"figsize must be \(width, height\) in inches, got 'big'"),
+        ({"raise_errors": "yes"}, TypeError, r"raise_errors must be True or False, got 'yes'"),
+    ],
+)
+def test_kmeans_explorer_refuses_bad_numbers_naming_them(kwargs, exc, match, monkeypatch):
+    _nothing_computed(monkeypatch)
+    with pytest.raises(exc, match=match):
+        clw.kmeans_explorer(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"ratio": float("nan")}, ValueError, r"ratio must be finite, got nan"),
+        ({"ratio": -0.5}, ValueError, r"ratio must be > 0, got -0.5"),
+        ({"ratio": "a quarter"}, TypeError, r"ratio must be a real number, got 'a quarter'"),
+        ({"bandwidth": float("inf")}, ValueError, r"bandwidth must be finite, got inf"),
+        ({"bandwidth": 0.0}, ValueError, r"bandwidth must be > 0, got 0.0"),
+        ({"quantile": 1.5}, ValueError, r"quantile must be <= 1.0, got 1.5"),
+        ({"max_iter": 2.5}, TypeError, r"max_iter must be an integer, got 2.5"),
+        ({"max_iter": 10**9}, ValueError, r"max_iter must be in \[0, 1000\], got 1000000000"),
+        ({"tol": float("nan")}, ValueError, r"tol must be finite, got nan"),
+        ({"seed": 0.5}, TypeError, r"seed must be an integer, got 0.5"),
+        ({"dataset": ["moons"]}, ValueError, r"dataset must be one of"),
+    ],
+)
+def test_meanshift_explorer_refuses_bad_numbers_naming_them(kwargs, exc, match, monkeypatch):
+    _nothing_computed(monkeypatch)
+    with pytest.raises(exc, match=match):
+        clw.meanshift_explorer(**kwargs)
+
+
+def test_explorer_compute_refuses_what_it_would_have_rounded(km, ms):
+    with pytest.raises(TypeError, match=r"k must be an integer, got 3.5"):
+        km.compute("six blobs", 3.5, "random", 2)
+    with pytest.raises(ValueError, match=r"iteration must be in \[0, 30\], got 31"):
+        km.compute("six blobs", 3, "random", 31)
+    with pytest.raises(ValueError, match=r"init must be one of"):
+        km.elbow(init="farthest")
+    with pytest.raises(ValueError, match=r"bandwidth must be finite, got nan"):
+        ms.compute("moons", float("nan"))
+    state = km.compute("six blobs", np.int64(3), "random", 2)  # NumPy integers are integers
+    assert state["centroids"].shape == (3, 2)
