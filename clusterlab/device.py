@@ -17,13 +17,17 @@ from dataclasses import dataclass
 
 __all__ = [
     "ENV_VAR",
+    "LoadMeter",
     "Timing",
+    "cpu_ticks",
     "default_device",
     "device_name",
     "format_seconds",
+    "process_ticks",
     "synchronize",
     "timeit",
     "timeit_interleaved",
+    "usable_cpus",
 ]
 
 #: Environment variable read by :func:`default_device` when ``prefer`` is None.
@@ -152,6 +156,100 @@ def synchronize(device=None) -> None:
         import torch
 
         torch.cuda.synchronize(dev)
+
+
+# --------------------------------------------------------------------------- machine load
+
+
+def usable_cpus() -> frozenset:
+    """The CPUs this process may run on (its affinity set; all of them off Linux)."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return frozenset(range(os.cpu_count() or 1))
+
+
+def cpu_ticks(cpus=None) -> tuple:
+    """``(busy, total)`` clock ticks of the CPUs ``cpus`` since boot, from ``/proc/stat``.
+
+    ``busy`` counts user, nice, system, irq, softirq and steal time (steal: another
+    virtual machine had the core); ``total`` adds idle and iowait. ``cpus``: CPU numbers
+    (default :func:`usable_cpus`). Raises ``OSError`` where there is no ``/proc/stat``.
+    """
+    cpus = usable_cpus() if cpus is None else cpus
+    busy = total = 0
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if not line.startswith(b"cpu"):
+                break
+            name, *vals = line.split()
+            if name == b"cpu" or int(name[3:]) not in cpus:
+                continue
+            v = [int(a) for a in vals[:8]]  # user nice system idle iowait irq softirq steal
+            busy += sum(v) - v[3] - v[4]
+            total += sum(v)
+    return busy, total
+
+
+def process_ticks(pid="self") -> int:
+    """Clock ticks process ``pid`` (all its threads) has run, from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+class LoadMeter:
+    """How busy the CPUs were between :meth:`start` and :meth:`stop`, and with whose work.
+
+    Over the CPUs this process may run on: ``cpus``, the busy CPUs of this process
+    (``own``), of the processes ``pids`` (e.g. a benchmark's background load) and of
+    everything else (``others``), averaged over the span, plus the load averages at both
+    ends. Linux only (``/proc``); elsewhere :meth:`stop` gives ``None`` for the CPU
+    figures.
+    """
+
+    def __init__(self, pids=()):
+        self.pids = list(pids)
+        self._start = None
+
+    def _sample(self):
+        try:
+            busy, total = cpu_ticks()
+            own = process_ticks()
+        except (OSError, ValueError, IndexError):
+            return None
+        theirs = {}
+        for p in self.pids:
+            try:
+                theirs[p] = process_ticks(p)
+            except (OSError, ValueError, IndexError):  # gone already
+                pass
+        return busy, total, own, theirs
+
+    def start(self):
+        self._loadavg = os.getloadavg() if hasattr(os, "getloadavg") else None
+        self._start = self._sample()
+        return self
+
+    def stop(self) -> dict:
+        """``{"cpus", "own_busy_cpus", "background_busy_cpus", "other_busy_cpus",
+        "loadavg_start", "loadavg_end"}`` (busy CPUs rounded to 0.01)."""
+        end = self._sample()
+        out = {"cpus": len(usable_cpus()), "own_busy_cpus": None, "background_busy_cpus": None,
+               "other_busy_cpus": None,
+               "loadavg_start": [round(v, 2) for v in self._loadavg] if self._loadavg else None,
+               "loadavg_end": ([round(v, 2) for v in os.getloadavg()]
+                               if hasattr(os, "getloadavg") else None)}
+        if self._start is None or end is None or end[1] <= self._start[1]:
+            return out
+        per_cpu = (end[1] - self._start[1]) / out["cpus"]  # ticks of one CPU over the span
+        own = end[2] - self._start[2]
+        theirs = sum(end[3][p] - t for p, t in self._start[3].items() if p in end[3])
+        busy = end[0] - self._start[0]
+        out["own_busy_cpus"] = round(own / per_cpu, 2)
+        out["background_busy_cpus"] = round(theirs / per_cpu, 2)
+        out["other_busy_cpus"] = round(max(0.0, busy - own - theirs) / per_cpu, 2)
+        return out
 
 
 # --------------------------------------------------------------------------- timing

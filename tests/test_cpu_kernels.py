@@ -32,13 +32,19 @@ def test_assign_blocks_matches_numpy(n, k, rows, dtype):
     x = rng.normal(size=(n, 6)).astype(dtype)
     c = rng.normal(size=(k, 6)).astype(dtype)
     bias = (c * c).sum(1)
+    x_sq = (x * x).sum(1)
     lab = np.full(n, -1, dtype=np.int64)
-    best = np.empty(n, dtype=dtype)
+    dist = np.empty(n, dtype=dtype)
     with cpu_kernels.single_threaded_blas():
-        cpu_kernels.assign_blocks(x, -2 * c, bias, rows, lab, best)
+        cpu_kernels.assign_blocks(x, -2 * c, bias, x_sq, 0.0, rows, lab, dist)
     g = bias[None, :] - 2 * x @ c.T  # (n, k)
     np.testing.assert_array_equal(lab, g.argmin(1))
-    np.testing.assert_allclose(best, g.min(1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dist, np.maximum(g.min(1) + x_sq, 0), rtol=1e-5, atol=1e-5)
+    # cosine: no per-row norms, a constant added instead
+    cpu_kernels.assign_blocks(x, -c, np.zeros(k, dtype), np.empty(0, dtype), 1.0, rows, lab, dist)
+    g = 1.0 - x @ c.T
+    np.testing.assert_array_equal(lab, g.argmin(1))
+    np.testing.assert_allclose(dist, np.maximum(g.min(1), 0), rtol=1e-5, atol=1e-5)
 
 
 def test_assign_blocks_keeps_the_first_index_on_ties():
@@ -47,8 +53,8 @@ def test_assign_blocks_keeps_the_first_index_on_ties():
     x = rng.integers(-2, 3, size=(700, 4)).astype(np.float32)
     c = np.concatenate([x[:10], x[:10]])
     lab = np.empty(700, dtype=np.int64)
-    best = np.empty(700, dtype=np.float32)
-    cpu_kernels.assign_blocks(x, -2 * c, (c * c).sum(1), 64, lab, best)
+    dist = np.empty(700, dtype=np.float32)
+    cpu_kernels.assign_blocks(x, -2 * c, (c * c).sum(1), (x * x).sum(1), 0.0, 64, lab, dist)
     g = (c * c).sum(1)[None, :] - 2 * x @ c.T
     np.testing.assert_array_equal(lab, g.argmin(1))
     assert lab.max() < 10
@@ -130,8 +136,10 @@ def test_kernels_follow_torch_threads():
     before = numba.get_num_threads()
     with cpu_kernels.parallel_threads(1):
         assert numba.get_num_threads() == 1
-    with cpu_kernels.parallel_threads(10**6):  # capped at numba's pool
+    with cpu_kernels.parallel_threads(10**6, busy=False):  # capped at numba's pool
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    with cpu_kernels.parallel_threads(10**6):  # and fewer while the machine is busy
+        assert 1 <= numba.get_num_threads() <= numba.config.NUMBA_NUM_THREADS
     assert numba.get_num_threads() == before
     x = cl.data.make_gaussian_cloud(2000, 12, seed=5)
     ref = cl.kmeans(x, 9, max_iter=4, tol=0, backend="torch")
@@ -144,3 +152,91 @@ def test_kernels_follow_torch_threads():
     np.testing.assert_array_equal(one.labels, ref.labels)
     assert one.inertia == pytest.approx(ref.inertia, rel=1e-6)
     assert numba.get_num_threads() == before
+
+
+# --------------------------------------------------------------------------------------
+# a busy machine: fewer threads, the same results
+# --------------------------------------------------------------------------------------
+
+
+def test_weighted_total_matches_numpy():
+    rng = np.random.default_rng(6)
+    v = rng.uniform(0, 3, size=10_001).astype(np.float32)
+    w = rng.uniform(0, 2, size=10_001).astype(np.float32)
+    for parts in (1, 2, 7):
+        assert cpu_kernels.weighted_total(v, np.empty(0), parts) == pytest.approx(v.astype(np.float64).sum(), rel=1e-12)
+        ref = (v.astype(np.float64) * w).sum()
+        assert cpu_kernels.weighted_total(v, w, parts) == pytest.approx(ref, rel=1e-12)
+
+
+def test_threads_follow_the_other_processes_load(monkeypatch):
+    cpus = frozenset(range(4))
+    monkeypatch.setattr(cpu_kernels, "_cpus", lambda: cpus)
+    for busy, want, got in ((0.0, 4, 4), (0.3, 4, 4), (1.0, 4, 3), (2.6, 4, 1), (3.9, 4, 1), (9.0, 4, 1),
+                            (0.0, 2, 2), (1.0, 2, 2), (2.0, 2, 2), (3.0, 2, 1), (0.0, 1, 1)):
+        monkeypatch.setattr(cpu_kernels, "busy_cpus", lambda busy=busy: busy)
+        assert cpu_kernels.threads_for(want) == got, (busy, want)
+
+
+def test_a_big_loop_keeps_its_threads_on_a_busy_machine(monkeypatch):
+    import numba
+
+    pool = numba.config.NUMBA_NUM_THREADS
+    monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: 1)  # as if every core were busy
+    with cpu_kernels.parallel_threads(pool):
+        assert numba.get_num_threads() == 1
+    with cpu_kernels.parallel_threads(pool, work=cpu_kernels.BIG_WORK):
+        assert numba.get_num_threads() == pool
+    with cpu_kernels.parallel_threads(pool, busy=False):
+        assert numba.get_num_threads() == pool
+
+
+def test_busy_cpus_is_measured_over_an_interval(monkeypatch):
+    ticks = {"busy": 1000, "total": 4000, "own": 100}
+    monkeypatch.setattr(cpu_kernels, "cpu_ticks", lambda cpus: (ticks["busy"], ticks["total"]))
+    monkeypatch.setattr(cpu_kernels, "process_ticks", lambda: ticks["own"])
+    now = [100.0]
+    monkeypatch.setattr(cpu_kernels.time, "monotonic", lambda: now[0])
+    load = cpu_kernels._Load()
+    cpus = frozenset(range(2))
+    assert load.busy_cpus(cpus) == 0.0  # nothing to compare with yet
+    # 0.5 s on 2 CPUs = 100 ticks: 80 busy, of which 20 ours -> 60 ticks = 1.2 CPUs of others
+    ticks.update(busy=1080, total=4100, own=120)
+    now[0] += 0.5
+    assert load.busy_cpus(cpus) == pytest.approx(1.2)
+    ticks.update(busy=1180, total=4200, own=220)  # within the interval: the last measurement
+    now[0] += cpu_kernels.LOAD_INTERVAL_S / 2
+    assert load.busy_cpus(cpus) == pytest.approx(1.2)
+    now[0] += cpu_kernels.LOAD_INTERVAL_S
+    assert load.busy_cpus(cpus) == pytest.approx(0.0)  # all of it was ours
+    monkeypatch.setattr(cpu_kernels, "cpu_ticks", lambda cpus: open("/nonexistent/proc/stat"))
+    now[0] += 1
+    assert load.busy_cpus(cpus) == 0.0 and load.broken  # no /proc: never fewer threads
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_results_do_not_depend_on_the_threads_a_call_gets(monkeypatch, metric):
+    # the same bits with 1 thread (a busy machine) and with all of numba's pool
+    x = cl.data.make_gaussian_cloud(5000, 12, seed=7)
+    w = np.random.default_rng(7).uniform(0.5, 2, size=5000).astype(np.float32)
+    runs = []
+    for threads in (1, 10**6):
+        monkeypatch.setattr(cpu_kernels, "threads_for", lambda n, t=threads: max(1, min(n, t)))
+        runs.append(cl.kmeans(x, 17, max_iter=6, tol=0, weights=w, metric=metric, backend="torch"))
+    one, many = runs
+    np.testing.assert_array_equal(one.labels, many.labels)
+    np.testing.assert_array_equal(one.centroids, many.centroids)
+    assert one.inertia == many.inertia
+
+
+def test_numba_s_pool_does_not_change_torch_s_threads():
+    # numba's omp layer starts on torch's OpenMP runtime and sets its thread count
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "import numpy as np, clusterlab as cl\n"
+            "cl.kmeans(np.random.default_rng(0).normal(size=(500, 3)), 4, backend='torch')\n"
+            "print(torch.get_num_threads())")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"

@@ -7,10 +7,26 @@ same, in parallel over blocks of points (``numba.prange``):
 
 * :func:`assign_blocks` — per-thread blocks of points: one
   single-threaded BLAS product into a (k, rows) block that fits the core's L2 cache,
-  then a column-wise argmin in SIMD lanes (16 points at a time);
-* :func:`cluster_sums` — per-thread (k, d) sums in float64, added up at the end;
+  then a column-wise argmin in SIMD lanes (16 points at a time), and the distance
+  (``||x||^2`` added, clamped at 0) written in the same pass;
+* :func:`cluster_sums` — (k, d) sums in float64 over a fixed number of parts of the
+  rows, added up at the end;
+* :func:`weighted_total` — the (weighted) sum of a vector in float64, the same way;
 * :func:`centre_rows` — centred rows and their squared norms in one pass (no
   temporaries); the mean itself is :func:`cluster_sums` with one cluster.
+
+A busy machine. Every parallel loop is an OpenMP region (numba's ``omp`` layer shares
+torch's OpenMP runtime), and a region ends only when each of its threads has done its
+share. When other processes keep the cores busy, a thread of ours waits for a time
+slice (4 ms and more) and every region costs that wait, while the runtime's idle
+threads spin for the next region and take time from the thread that works: measured
+on 2 cores with two busy processes, a 2-thread region summing 100,000 numbers took
+16–32 ms instead of 0.05 ms. So the number of threads is chosen per call
+(:func:`parallel_threads`, :func:`threads_for`): those that the other processes leave
+free, at least one (no region at all with one thread); only a loop big enough that a
+few lost time slices do not matter (:data:`BIG_WORK`) keeps all its threads. Results do
+not depend on it: the blocks and parts are fixed, whatever the number of threads that
+runs them.
 
 numba is optional: without it the torch engine falls back to torch/NumPy operations.
 Each kernel is compiled on first use (about a second) and cached on disk.
@@ -20,8 +36,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
+import threading
+import time
 
 import numpy as np
+
+from clusterlab.device import cpu_ticks, process_ticks, usable_cpus
 
 try:
     import numba
@@ -33,6 +54,14 @@ except ImportError:  # the engine falls back to torch / NumPy
 #: on the AMD EPYC measured; 256 rows at k = 1000 are as fast as 128 and faster than 512).
 L2_BLOCK_BYTES = 2**20
 MAX_BLOCK_ROWS = 256
+#: Seconds over which the other processes' use of the CPUs is measured (and the
+#: measurement reused) by :func:`threads_for`.
+LOAD_INTERVAL_S = 0.25
+#: Multiply-adds from which a parallel loop keeps all its threads on a busy machine
+#: (about 25 ms of one core's BLAS): there the waits for time slices cost less than the
+#: second core brings (measured, 200,000 x 128, k = 1000, with other processes on both
+#: cores: 23 s with 2 threads, 28 s with 1).
+BIG_WORK = 10**9
 
 
 def available() -> bool:
@@ -70,15 +99,17 @@ if numba is not None:
                 lab[i] = jj if lt else lab[i]
 
     @njit(parallel=True, cache=True, fastmath={"nnan"})
-    def assign_blocks(x, cs, bias, rows, labels, best):  # pragma: no cover - compiled
+    def assign_blocks(x, cs, bias, x_sq, add, rows, labels, dist):  # pragma: no cover - compiled
         """Nearest centroid by blocks of ``rows`` points, each block on one thread.
 
         ``x`` (n, d); ``cs`` (k, d) the scaled centroids (``-2 c`` for Euclidean, ``-c``
         for cosine); ``bias`` (k,) (``||c||^2``, or zeros). For each block the thread
         makes one single-threaded BLAS call, ``(k, d) @ (d, B) -> (k, B)`` (the caller
         limits BLAS to one thread), adds ``bias`` and takes the argmin down each column
-        while the block is still in that core's L2 cache. ``best`` gets
-        ``min_j (bias_j + cs_j . x_i)``: the caller adds ``||x_i||^2`` (or 1).
+        while the block is still in that core's L2 cache. ``dist`` gets
+        ``max(0, x_sq_i + min_j (bias_j + cs_j . x_i))`` (``x_sq`` the (n,) squared
+        norms for Euclidean; an empty ``x_sq`` means the constant ``add``: 1 for
+        cosine), in the same pass: no second pass over n, no region of torch's.
 
         This is scikit-learn's design (per-thread chunks that fit in L2) with a SIMD
         column argmin. Measured on a 2-core AMD EPYC: as fast as a multithreaded GEMM
@@ -86,6 +117,7 @@ if numba is not None:
         twice as fast when another tenant of the shared L3 cache is busy.
         """
         n = x.shape[0]
+        per_row = x_sq.shape[0] > 0
         strip = 256  # columns per argmin strip: the running minima stay in L1
         for b in prange((n + rows - 1) // rows):
             s = b * rows
@@ -97,21 +129,26 @@ if numba is not None:
                 w = min(strip, e - s - i0)
                 _argmin_strip(g, bias, i0, w, bv, bl)
                 for i in range(w):
-                    best[s + i0 + i] = bv[i]
-                    labels[s + i0 + i] = bl[i]
+                    j = s + i0 + i
+                    v = bv[i] + (x_sq[j] if per_row else add)
+                    dist[j] = v if v > 0 else 0.0
+                    labels[j] = bl[i]
 
     @njit(parallel=True, cache=True)
-    def cluster_sums(x, labels, w, k, n_threads):  # pragma: no cover - compiled
+    def cluster_sums(x, labels, w, k, n_parts):  # pragma: no cover - compiled
         """(k, d) weighted sums and (k,) weighted counts, float64 accumulators.
 
-        ``w`` is used as it is (float32 or float64, no per-iteration copy); an empty
-        ``w`` (shape (0,)) means every weight is 1, so no (n,) array of ones is made.
+        The rows are cut into ``n_parts`` parts (:func:`parts`), each summed by one
+        thread, the parts then added in order: the result depends on ``n_parts``, not
+        on how many threads run them. ``w`` is used as it is (float32 or float64, no
+        per-iteration copy); an empty ``w`` (shape (0,)) means every weight is 1, so no
+        (n,) array of ones is made.
         """
         n, d = x.shape
-        sums = np.zeros((n_threads, k, d), dtype=np.float64)
-        counts = np.zeros((n_threads, k), dtype=np.float64)
-        per = (n + n_threads - 1) // n_threads
-        for t in prange(n_threads):
+        sums = np.zeros((n_parts, k, d), dtype=np.float64)
+        counts = np.zeros((n_parts, k), dtype=np.float64)
+        per = (n + n_parts - 1) // n_parts
+        for t in prange(n_parts):
             for i in range(t * per, min((t + 1) * per, n)):
                 j = labels[i]
                 wi = w[i] if w.shape[0] > 0 else 1.0
@@ -119,6 +156,27 @@ if numba is not None:
                 for q in range(d):
                     sums[t, j, q] += wi * x[i, q]
         return sums.sum(0), counts.sum(0)
+
+    @njit(parallel=True, cache=True, fastmath={"reassoc"})
+    def weighted_total(v, w, n_parts):  # pragma: no cover - compiled
+        """``sum(v * w)`` (``sum(v)`` for an empty ``w``) in float64, by ``n_parts`` parts.
+
+        ``reassoc`` lets each part be added in SIMD lanes (a fixed order for a given
+        build, like torch's sum).
+        """
+        n = v.shape[0]
+        part = np.zeros(n_parts, dtype=np.float64)
+        per = (n + n_parts - 1) // n_parts
+        for t in prange(n_parts):
+            s = 0.0
+            if w.shape[0] > 0:
+                for i in range(t * per, min((t + 1) * per, n)):
+                    s += np.float64(v[i]) * w[i]
+            else:
+                for i in range(t * per, min((t + 1) * per, n)):
+                    s += v[i]
+            part[t] = s
+        return part.sum()
 
     @njit(parallel=True, cache=True, fastmath=True)
     def centre_rows(x, offset, out, sq):  # pragma: no cover - compiled
@@ -163,16 +221,40 @@ def single_threaded_blas():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
+def _launch():
+    """Start numba's thread pool without changing torch's number of threads.
+
+    numba's ``omp`` layer runs on the OpenMP runtime that torch loaded, and starting its
+    pool sets that runtime's thread count to numba's pool size: a
+    ``torch.set_num_threads(1)`` made before would be undone. It is put back.
+    """
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    numba.get_num_threads()  # launches the pool, once
+    if before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
+_launched = False
+
+
 @contextlib.contextmanager
-def parallel_threads(n: int):
-    """Inside the block, numba's parallel loops use ``n`` threads (at most its pool).
+def parallel_threads(n: int, *, work=0, busy=True):
+    """Inside the block, numba's parallel loops use up to ``n`` threads (at most its pool).
 
     The torch engine passes ``torch.get_num_threads()``, so that the one knob users
-    know, ``torch.set_num_threads``, also holds for these kernels. numba's setting is
-    per calling thread, and restored on exit.
+    know, ``torch.set_num_threads``, also holds for these kernels. With ``busy`` (the
+    default) fewer are used while other processes keep the CPUs busy
+    (:func:`threads_for`), unless ``work`` (the loop's multiply-adds) is at least
+    :data:`BIG_WORK`. numba's setting is per calling thread, and restored on exit.
     """
+    global _launched
+    if not _launched:
+        _launch()
+        _launched = True
     before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    want = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads_for(want) if busy and work < BIG_WORK else want)
     try:
         yield
     finally:
@@ -182,3 +264,81 @@ def parallel_threads(n: int):
 def threads() -> int:
     """Threads numba's parallel loops use."""
     return numba.get_num_threads() if numba is not None else 1
+
+
+def parts() -> int:
+    """Parts that :func:`cluster_sums` and :func:`weighted_total` cut the rows into.
+
+    numba's pool size (the machine's CPUs unless ``NUMBA_NUM_THREADS`` says otherwise):
+    fixed for the process, so that the float64 sums come out the same whatever the
+    number of threads of a call.
+    """
+    return numba.config.NUMBA_NUM_THREADS if numba is not None else 1
+
+
+# --------------------------------------------------------------------------------------
+# How busy the machine is
+# --------------------------------------------------------------------------------------
+
+
+class _Load:
+    """The other processes' CPU use, measured over the last :data:`LOAD_INTERVAL_S`."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sample = None  # (time, busy ticks, total ticks, own ticks)
+        self.others = 0.0  # CPUs busy with other processes' work
+        self.broken = False  # no /proc (not Linux) or an unreadable one
+
+    def busy_cpus(self, cpus) -> float:
+        if self.broken:
+            return 0.0
+        now = time.monotonic()
+        last = self.sample
+        if last is not None and now - last[0] < LOAD_INTERVAL_S:
+            return self.others
+        with self.lock:
+            try:
+                busy, total = cpu_ticks(cpus)
+                own = process_ticks()
+            except (OSError, ValueError, IndexError):
+                self.broken = True
+                return 0.0
+            if last is not None and total > last[2]:
+                ticks_per_cpu = (total - last[2]) / len(cpus)
+                used = (busy - last[1]) - (own - last[3])
+                self.others = max(0.0, used / ticks_per_cpu)
+            self.sample = (now, busy, total, own)
+        return self.others
+
+
+_load = _Load()
+
+
+def busy_cpus() -> float:
+    """CPUs that other processes kept busy lately (0.0 where /proc is not available).
+
+    Measured from /proc/stat over the CPUs this process may run on, less this process's
+    own time, over the last :data:`LOAD_INTERVAL_S` seconds; the first call of a
+    process has nothing to compare with and says 0.0.
+    """
+    return _load.busy_cpus(_cpus())
+
+
+@functools.lru_cache(maxsize=1)
+def _cpus():
+    return usable_cpus()
+
+
+def threads_for(n: int) -> int:
+    """Threads for a parallel loop that could use ``n``: those the machine has free.
+
+    ``n`` less the CPUs other processes keep busy (:func:`busy_cpus`, rounded), and at
+    least 1. On a quiet machine that is ``n``; with two busy processes on two cores it
+    is 1, which runs the loop on the calling thread with no OpenMP region to wait for.
+    """
+    n = max(1, int(n))
+    if n == 1:
+        return 1
+    free = len(_cpus()) - round(busy_cpus())
+    return max(1, min(n, free))

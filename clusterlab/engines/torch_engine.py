@@ -96,7 +96,8 @@ class TorchEngine(Engine):
 
     def _assign(self, x, c, *, metric="euclidean", x_sq=None, chunk_size=None):
         n, k = x.shape[0], c.shape[0]
-        fused_cpu = self.device_type == "cpu" and cpu_kernels.available()
+        if self.device_type == "cpu" and cpu_kernels.available():
+            return self._assign_blocks_cpu(x, c, metric, x_sq, chunk_size)
         if metric == "euclidean":
             # argmin_j ||x - c_j||^2 = argmin_j (||c_j||^2 - 2 x.c_j); ||x||^2 comes back after
             bias, alpha = (c * c).sum(1), -2.0  # (K,)
@@ -104,35 +105,45 @@ class TorchEngine(Engine):
                 x_sq = self.row_sqnorms(x)
         else:
             bias, alpha = torch.zeros(k, dtype=x.dtype, device=x.device), -1.0  # minus the cosines
-        if fused_cpu:
-            best, labels = self._assign_blocks_cpu(x, c, bias, alpha, chunk_size)
-        else:
-            best = torch.empty(n, dtype=x.dtype, device=x.device)
-            labels = torch.empty(n, dtype=torch.int64, device=x.device)
-            rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
-            ct = c.T.contiguous()  # (d, K)
-            for s in range(0, n, rows):
-                g = torch.addmm(bias, x[s:s + rows], ct, beta=1.0, alpha=alpha)  # (B, K)
-                if self.device_type == "cpu":  # no numba: NumPy's SIMD argmin over the block
-                    lab = torch.from_numpy(g.numpy().argmin(1))
-                    best[s:s + rows], labels[s:s + rows] = g.gather(1, lab[:, None])[:, 0], lab
-                else:
-                    torch.min(g, 1, out=(best[s:s + rows], labels[s:s + rows]))
+        best = torch.empty(n, dtype=x.dtype, device=x.device)
+        labels = torch.empty(n, dtype=torch.int64, device=x.device)
+        rows = chunk_rows(n, k, x.element_size(), self.device_type, chunk_size)
+        ct = c.T.contiguous()  # (d, K)
+        for s in range(0, n, rows):
+            g = torch.addmm(bias, x[s:s + rows], ct, beta=1.0, alpha=alpha)  # (B, K)
+            if self.device_type == "cpu":  # no numba: NumPy's SIMD argmin over the block
+                lab = torch.from_numpy(g.numpy().argmin(1))
+                best[s:s + rows], labels[s:s + rows] = g.gather(1, lab[:, None])[:, 0], lab
+            else:
+                torch.min(g, 1, out=(best[s:s + rows], labels[s:s + rows]))
         if metric == "euclidean":
             return (best + x_sq).clamp_min_(0.0), labels
         return (best + 1.0).clamp_min_(0.0), labels
 
-    def _assign_blocks_cpu(self, x, c, bias, alpha, chunk_size):
-        """Nearest centroids with the fused per-thread kernel (see ``cpu_kernels``)."""
+    def _assign_blocks_cpu(self, x, c, metric, x_sq, chunk_size):
+        """Distances and nearest centroids with the fused per-thread kernel (``cpu_kernels``).
+
+        Everything over n happens in the kernel, on the threads the machine has free;
+        the few operations on the (k, d) centroids are NumPy's (one thread): no OpenMP
+        region of torch's, each of which costs a time slice on a busy machine.
+        """
         n, k = x.shape[0], c.shape[0]
         xn = x.contiguous().numpy()
-        cs = (c * alpha).contiguous().numpy()  # (K, d): -2 c (exact: a power of two), or -c
-        best = np.empty(n, dtype=xn.dtype)
+        cn = c.contiguous().numpy()
+        if metric == "euclidean":
+            # argmin_j ||x - c_j||^2 = argmin_j (||c_j||^2 - 2 x.c_j); ||x||^2 added in the kernel
+            bias, cs, add = np.einsum("ij,ij->i", cn, cn), cn * -2.0, 0.0  # -2 c: exact
+            xs = (self.row_sqnorms(x) if x_sq is None else x_sq).contiguous().numpy()
+        else:  # 1 - cos: minus the cosines, plus 1
+            bias, cs, add = np.zeros(k, dtype=xn.dtype), -cn, 1.0
+            xs = np.empty(0, dtype=xn.dtype)
+        dist = np.empty(n, dtype=xn.dtype)
         labels = np.empty(n, dtype=np.int64)
         rows = cpu_kernels.block_rows(k, xn.itemsize, chunk_size)
-        with cpu_kernels.parallel_threads(torch.get_num_threads()), cpu_kernels.single_threaded_blas():
-            cpu_kernels.assign_blocks(xn, cs, bias.contiguous().numpy(), rows, labels, best)
-        return torch.from_numpy(best), torch.from_numpy(labels)
+        work = n * k * xn.shape[1]  # multiply-adds: a big product keeps its threads on a busy machine
+        with cpu_kernels.parallel_threads(torch.get_num_threads(), work=work), cpu_kernels.single_threaded_blas():
+            cpu_kernels.assign_blocks(xn, cs, bias, xs, add, rows, labels, dist)
+        return torch.from_numpy(dist), torch.from_numpy(labels)
 
     @torch.no_grad()
     def pairwise(self, x, c, *, metric="euclidean", x_sq=None):
@@ -146,13 +157,13 @@ class TorchEngine(Engine):
     @torch.no_grad()
     def cluster_sums(self, x, labels, w, k):
         if self.device_type == "cpu" and cpu_kernels.available():
-            # per-thread sums in float64; torch's index_add_ is serial on a CPU
+            # float64 sums by fixed parts (the same bits whatever the threads); index_add_ is serial
+            xn = x.contiguous().numpy()
             wn = np.empty(0, dtype=np.float64) if w is None else w.numpy()
             with cpu_kernels.parallel_threads(torch.get_num_threads()):
-                sums, counts = cpu_kernels.cluster_sums(
-                    x.contiguous().numpy(), labels.numpy(), wn, k, cpu_kernels.threads()
-                )
-            return torch.from_numpy(sums).to(x.dtype), torch.from_numpy(counts).to(x.dtype)
+                sums, counts = cpu_kernels.cluster_sums(xn, labels.numpy(), wn, k, cpu_kernels.parts())
+            # cast by NumPy (one thread): no OpenMP region of torch's (see cpu_kernels)
+            return torch.from_numpy(sums.astype(xn.dtype)), torch.from_numpy(counts.astype(xn.dtype))
         sums = torch.zeros(k, x.shape[1], dtype=x.dtype, device=x.device)  # (k, d)
         sums.index_add_(0, labels, x if w is None else x * w[:, None])
         counts = torch.bincount(labels, weights=w, minlength=k).to(x.dtype)  # (k,)
@@ -234,7 +245,8 @@ class TorchEngine(Engine):
         xn = x.contiguous().numpy()
         if offset is None:
             # the (weighted) mean: cluster sums (float64) with every point in cluster 0
-            sums, counts = self.cluster_sums(x, torch.zeros(len(x), dtype=torch.int64), w, 1)
+            zeros = torch.from_numpy(np.zeros(len(x), dtype=np.int64))  # not torch.zeros: a region
+            sums, counts = self.cluster_sums(x, zeros, w, 1)
             offset = sums[0] / counts[0]
         off = np.ascontiguousarray(offset.numpy(), dtype=xn.dtype)
         with cpu_kernels.parallel_threads(torch.get_num_threads()):
@@ -263,6 +275,11 @@ class TorchEngine(Engine):
         return (x * x).sum(1)
 
     def total(self, v, w=None):
+        if self.device_type == "cpu" and cpu_kernels.available():  # threads as the machine allows
+            wn = np.empty(0, dtype=np.float64) if w is None else w.contiguous().numpy()
+            with cpu_kernels.parallel_threads(torch.get_num_threads()):
+                tot = cpu_kernels.weighted_total(v.contiguous().numpy(), wn, cpu_kernels.parts())
+            return torch.tensor(tot, dtype=torch.float64)
         return v.sum(dtype=torch.float64) if w is None else (v * w).sum(dtype=torch.float64)
 
     def cumsum(self, v):
