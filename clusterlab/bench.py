@@ -22,9 +22,17 @@ are TF32, like clusterlab's ``high``), fp16 for ``medium``; with ``highest`` fla
 still gets float32 and multiplies in TF32, and its row says so (not like-for-like).
 Every row has a ``precision`` column; what is not like-for-like is noted under its table.
 
+``--background-load N`` times everything with N busy-loop processes running beside it
+(the machine of a shared server or a busy laptop); the JSON and the table say so, and
+every run records how busy the CPUs were (this process, the background load, the rest).
+
 It prints a table of medians and ratios (to clusterlab's default engine) with the device
-and library versions, and writes JSON and a PNG plot that the notebooks show
-(``data/benchmarks/`` by default).
+and library versions, and writes JSON and a PNG plot. A run at the default sizes, with
+every engine, default iterations, ``--precision highest`` and no background load is a
+*course record*: it goes to ``data/benchmarks/``, and the notebooks show the latest one
+(:func:`recorded`). Any other run (``--quick``, other sizes, ...) goes to
+``data/cache/benchmarks/`` unless ``--out`` says where, and is never shown as the
+course's record unless named (``recorded(name=...)``).
 
 Examples
 --------
@@ -32,14 +40,18 @@ Examples
 
 ``python -m clusterlab.bench --kmeans 100000,64,256 --repeat 5 --threads 2``
 
+``python -m clusterlab.bench --kmeans 100000,2,50 --background-load 2`` (two busy processes)
+
 ``python -m clusterlab.bench --kmeans 1000000,128,1000 --precision high`` (on a GPU)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -73,6 +85,10 @@ PEER_ENGINES = ("faiss", "faiss+labels", "sklearn", "faiss-gpu", "flash-kmeans",
 #: The optional peers whose absence is a skipped row (see compare.peer_unavailable).
 OPTIONAL_PEERS = ("faiss-gpu", "flash-kmeans", "fast-pytorch-kmeans")
 PRECISIONS = ("highest", "high", "medium")
+#: Where course records go (the notebooks show the latest), and every other run.
+RECORD_DIR = "data/benchmarks"
+SCRATCH_DIR = "data/cache/benchmarks"
+DEFAULT_ITERS, DEFAULT_STEPS = 10, 5
 
 
 def versions() -> dict:
@@ -303,6 +319,9 @@ def format_tables(result) -> str:
     lines = [f"device: {m['device']}   cpu: {m['cpu']}   torch threads: {m['torch_threads']}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
              f"date: {m['date']}" + (f"   precision: {m['precision']}" if "precision" in m else "")]
+    lines += _load_lines(m)
+    if m.get("course_record") is False:
+        lines.append("not a course record: " + ", ".join(m.get("not_course_record_because", [])))
     for sk in result.get("skipped", []):
         lines.append(f"skipped {sk['engine']}" + (f" ({sk['table']})" if sk.get("table") else "")
                      + f": {sk['reason']}")
@@ -335,6 +354,23 @@ def format_tables(result) -> str:
     return "\n".join(lines)
 
 
+def _load_lines(meta) -> list:
+    """The lines of the table header that say how busy the machine was."""
+    out = []
+    if meta.get("background_load"):
+        out.append(f"background load: {meta['background_load']} busy-loop processes "
+                   "(python -c 'while True: pass') during the timings")
+    ld = meta.get("load") or {}
+    if ld.get("other_busy_cpus") is not None:
+        avg = ""
+        if ld.get("loadavg_start") and ld.get("loadavg_end"):
+            avg = f"; load average {ld['loadavg_start'][0]:.2f} -> {ld['loadavg_end'][0]:.2f}"
+        out.append(f"CPUs busy during the run (of {ld['cpus']}): this process {ld['own_busy_cpus']:.2f}, "
+                   f"background load {ld['background_busy_cpus']:.2f}, "
+                   f"other processes {ld['other_busy_cpus']:.2f}{avg}")
+    return out
+
+
 def plot_result(result, path):
     """One bar chart per table (time and ratio on each bar), saved as a PNG."""
     import matplotlib
@@ -363,8 +399,13 @@ def plot_result(result, path):
     return path
 
 
-def recorded(kind=None, *, folder=None, prefer="cuda"):
-    """The latest benchmark recorded in ``data/benchmarks/``, as printable tables.
+def recorded(kind=None, *, folder=None, prefer="cuda", name=None):
+    """The latest course record in ``data/benchmarks/`` (or the one named), as printable tables.
+
+    A course record is a run at the default sizes with every engine, the default
+    iterations, ``--precision highest`` and no background load (the JSON says so in
+    ``meta["course_record"]``); smoke runs (``--quick``) and other runs written to the
+    same folder are passed over unless named.
 
     Parameters
     ----------
@@ -375,6 +416,9 @@ def recorded(kind=None, *, folder=None, prefer="cuda"):
     prefer : {"cuda", "cpu"}
         The device type looked for first; the latest record of the other type is the
         fallback.
+    name : str, optional
+        The file name (in ``folder``) of the record to show, course record or not;
+        ``prefer`` is then not used.
 
     Returns
     -------
@@ -383,39 +427,169 @@ def recorded(kind=None, *, folder=None, prefer="cuda"):
         saying that nothing is recorded yet.
     """
     folder = Path(folder) if folder is not None else Path(__file__).resolve().parent.parent / "data" / "benchmarks"
-    records = []
+    records, passed_over = [], 0
     for path in sorted(folder.glob("*.json")):
+        if name is not None and path.name != name:
+            continue
         try:
             rec = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(rec, dict) and "meta" in rec:
-            records.append((rec["meta"].get("date", ""), path.name, rec))
+        if not (isinstance(rec, dict) and "meta" in rec):
+            continue
+        if name is None and not is_course_record(rec["meta"]):
+            passed_over += 1
+            continue
+        records.append((rec["meta"].get("date", ""), path.name, rec))
     if not records:
-        return f"no benchmark recorded in {folder} yet"
+        if name is not None:
+            return f"no benchmark record {name!r} in {folder}"
+        other = f" ({passed_over} other run(s) there: name one with name=...)" if passed_over else ""
+        return f"no benchmark recorded in {folder} yet{other}"
     records.sort(key=lambda r: r[0])
     if kind is not None:
         records = [r for r in records if r[2].get(kind)] or records
     same = [r for r in records if r[2]["meta"].get("device_type") == prefer]
-    date, name, rec = (same or records)[-1]
+    date, fname, rec = (same or records)[-1]
     if kind is not None:
         rec = {"meta": rec["meta"], kind: rec.get(kind, [])}
-    note = "" if same else f"(no {prefer} record yet; showing the latest of any device)\n"
-    return f"{note}recorded in data/benchmarks/{name} by `{rec['meta'].get('command', '')}`\n" + format_tables(rec)
+    note = "" if same or name is not None else f"(no {prefer} record yet; showing the latest of any device)\n"
+    return f"{note}recorded in data/benchmarks/{fname} by `{rec['meta'].get('command', '')}`\n" + format_tables(rec)
+
+
+def is_course_record(meta) -> bool:
+    """Whether a run is one the course shows: default sizes, every engine, no load, ...
+
+    Read from ``meta["course_record"]``; files written before that key existed are
+    judged by their command line.
+    """
+    if "course_record" in meta:
+        return bool(meta["course_record"])
+    cmd = meta.get("command", "").split()
+    chosen = ("--quick", "--kmeans", "--meanshift", "--engines", "--iters", "--steps",
+              "--background-load")
+    return not any(c.split("=")[0] in chosen for c in cmd) and meta.get("precision", "highest") == "highest"
+
+
+def _not_a_record(args, km_sizes, ms_sizes, default_km, default_ms) -> list:
+    """Why this run is not a course record, as ``(reason, file-name tag)`` pairs (none: it is)."""
+    why = []
+    if args.quick:
+        why.append(("--quick", "quick"))
+    elif list(km_sizes) != list(default_km) or list(ms_sizes) != list(default_ms):
+        why.append(("sizes other than the default", "sizes"))
+    if args.engines:
+        why.append(("--engines", "engines"))
+    if args.iters != DEFAULT_ITERS or args.steps != DEFAULT_STEPS:
+        why.append(("iterations other than the default", "iters"))
+    if args.precision != "highest":
+        why.append((f"--precision {args.precision}", args.precision))
+    if args.background_load:
+        why.append((f"--background-load {args.background_load}", f"load{args.background_load}"))
+    return why
+
+
+_BUSY_LOOP = """import os
+parent, i = os.getppid(), 0
+while True:  # busy, and gone once the benchmark is (checked now and then)
+    i += 1
+    if i % 4_000_000 == 0 and os.getppid() != parent:
+        break
+"""
+
+
+@contextlib.contextmanager
+def background_load(n: int):
+    """``n`` busy-loop child processes for the duration of the block; yields their pids.
+
+    Each is ``python -c`` with a pure-Python loop (one CPU each, like ``while True:
+    pass``) that also ends by itself if the benchmark dies without stopping it.
+    """
+    procs = []
+    try:
+        for _ in range(int(n)):
+            procs.append(subprocess.Popen([sys.executable, "-c", _BUSY_LOOP], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if procs:
+            time.sleep(0.3)  # started and spinning before the first timing
+        yield [p.pid for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
-def _sizes(values, n_fields):
-    out = []
-    for v in values:
-        parts = v.split(",")
-        if len(parts) != n_fields:
-            raise SystemExit(f"error: size {v!r} needs {n_fields} comma-separated numbers")
-        out.append(tuple(float(p) if "." in p else int(p.replace("_", "")) for p in parts))
-    return out
+def _whole(text, what):
+    """``text`` as a whole number >= 1 (``100000``, ``100_000`` or ``1e5``), else ValueError."""
+    t = text.strip().replace("_", "")
+    try:
+        return _at_least_one(int(t), what)
+    except ValueError:
+        pass
+    try:
+        v = float(t)
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number, got {text.strip()!r}") from None
+    if not (math.isfinite(v) and v.is_integer()):
+        raise ValueError(f"{what} must be a whole number, got {text.strip()!r}")
+    return _at_least_one(int(v), what)
+
+
+def _at_least_one(v, what):
+    if v < 1:
+        raise ValueError(f"{what} must be >= 1, got {v}")
+    return v
+
+
+def _positive(text, what):
+    """``text`` as a finite number > 0, else ValueError."""
+    try:
+        v = float(text.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{what} must be a number, got {text.strip()!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{what} must be a finite number > 0, got {text.strip()!r}")
+    return v
+
+
+def _size_type(fields, check=None):
+    """An argparse ``type``: ``"N,D,K"`` (or ``"N,H"``) into a tuple, with a clear error.
+
+    ``fields``: (name, parser) per comma-separated field. argparse shows the message
+    with the flag: ``argument --meanshift: '100,nan': H (bandwidth) must be ...``.
+    """
+    names = ",".join(f[0].split()[0] for f in fields)
+
+    def parse(value):
+        parts = value.split(",")
+        if len(parts) != len(fields):
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: needs {len(fields)} comma-separated numbers, {names}")
+        try:
+            size = tuple(conv(p, what) for p, (what, conv) in zip(parts, fields, strict=True))
+            if check is not None:
+                check(size)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{value!r}: {err}") from None
+        return size
+
+    parse.__name__ = names  # what argparse calls the type in its messages
+    return parse
+
+
+def _k_at_most_n(size):
+    if size[2] > size[0]:
+        raise ValueError(f"K (clusters) must be <= N (points), got K={size[2]} > N={size[0]}")
+
+
+_KMEANS_SIZE = _size_type([("N (points)", _whole), ("D (dimensions)", _whole), ("K (clusters)", _whole)],
+                          _k_at_most_n)
+_MEANSHIFT_SIZE = _size_type([("N (points)", _whole), ("H (bandwidth)", _positive)])
 
 
 def _takes_precision() -> bool:
@@ -457,12 +631,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m clusterlab.bench", description=_help_text(__doc__.split("\n")[0]),
                                 epilog=_help_text(__doc__.split("\n", 1)[1]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--kmeans", nargs="*", metavar="N,D,K", help="k-means sizes (default by device)")
-    p.add_argument("--meanshift", nargs="*", metavar="N,H", help="mean-shift sizes and bandwidths")
+    p.add_argument("--kmeans", nargs="*", metavar="N,D,K", type=_KMEANS_SIZE,
+                   help="k-means sizes (default by device; the flag alone: none)")
+    p.add_argument("--meanshift", nargs="*", metavar="N,H", type=_MEANSHIFT_SIZE,
+                   help="mean-shift sizes and bandwidths (default by device; the flag alone: none)")
     p.add_argument("--engines", default=None,
                    help=f"comma list from {','.join(sorted(set(KMEANS_ENGINES + MEANSHIFT_ENGINES)))}")
-    p.add_argument("--iters", type=int, default=10, help="k-means iterations (default 10)")
-    p.add_argument("--steps", type=int, default=5, help="mean-shift steps (default 5)")
+    p.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"k-means iterations (default {DEFAULT_ITERS})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"mean-shift steps (default {DEFAULT_STEPS})")
     p.add_argument("--repeat", type=int, default=3, help="timed calls per engine (default 3)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="highest", choices=PRECISIONS,
@@ -471,10 +647,18 @@ def main(argv=None) -> int:
                         "input: float32 (TF32 products) for highest and high, fp16 for medium")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/faiss/BLAS")
     p.add_argument("--memory", action="store_true", help="also the 5M k-means / 1M mean-shift peak-RSS runs")
+    p.add_argument("--background-load", type=int, default=0, metavar="N",
+                   help="time everything with N busy-loop processes running beside (default 0)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    p.add_argument("--out", default="data/benchmarks", help="folder (or .json file) for the results")
+    p.add_argument("--out", default=None,
+                   help=f"folder (or .json file) for the results (default: {RECORD_DIR} for a course "
+                        f"record, {SCRATCH_DIR} for any other run)")
     p.add_argument("--no-save", action="store_true", help="print only")
     args = p.parse_args(argv)
+    for flag, value, low in (("--background-load", args.background_load, 0), ("--iters", args.iters, 1),
+                             ("--steps", args.steps, 1), ("--repeat", args.repeat, 1)):
+        if value < low:
+            p.error(f"{flag} must be >= {low}, got {value}")
     if args.precision != "highest" and not _takes_precision():
         p.error(f"--precision {args.precision}: this clusterlab's kmeans/meanshift take no "
                 "precision= argument yet; use --precision highest")
@@ -505,15 +689,13 @@ def main(argv=None) -> int:
             pass
     device = default_device(None if args.device == "auto" else args.device)
     on_gpu = device.type == "cuda"
-    if args.quick:
-        km_sizes, ms_sizes = KMEANS_QUICK, MEANSHIFT_QUICK
-    else:
-        km_sizes = KMEANS_GPU if on_gpu else KMEANS_CPU
-        ms_sizes = MEANSHIFT_GPU if on_gpu else MEANSHIFT_CPU
+    default_km = KMEANS_GPU if on_gpu else KMEANS_CPU
+    default_ms = MEANSHIFT_GPU if on_gpu else MEANSHIFT_CPU
+    km_sizes, ms_sizes = (KMEANS_QUICK, MEANSHIFT_QUICK) if args.quick else (default_km, default_ms)
     if args.kmeans is not None:
-        km_sizes = _sizes(args.kmeans, 3)
+        km_sizes = args.kmeans
     if args.meanshift is not None:
-        ms_sizes = _sizes(args.meanshift, 2)
+        ms_sizes = args.meanshift
     wanted = set(args.engines.split(",")) if args.engines else None
     known = set(KMEANS_ENGINES + MEANSHIFT_ENGINES)
     if wanted is not None and not wanted <= known:
@@ -558,34 +740,49 @@ def main(argv=None) -> int:
     result = {"meta": _meta(device), "kmeans": [], "meanshift": [], "memory": [],
               "skipped": [{"engine": e, "reason": r} for e, r in skip_reason.items()]}
     result["meta"]["precision"] = args.precision
+    result["meta"]["background_load"] = args.background_load
+    why = _not_a_record(args, km_sizes, ms_sizes, default_km, default_ms)
+    result["meta"]["course_record"] = not why
+    result["meta"]["not_course_record_because"] = [reason for reason, _ in why]
     tasks = [("kmeans", s) for s in km_sizes] + [("meanshift", s) for s in ms_sizes]
     if args.memory:
         tasks.append(("memory", None))
+    from clusterlab.device import LoadMeter
+
     t0 = time.perf_counter()
-    for kind, size in tqdm(tasks, desc="benchmark", unit="table", disable=None):
-        if kind == "kmeans":
-            n, d, k = size
-            result["kmeans"].append(bench_kmeans(n, d, k, engines=pick(KMEANS_ENGINES, d),
-                                                 niter=args.iters, repeat=args.repeat, device=device,
-                                                 precision=args.precision, skipped=result["skipped"]))
-        elif kind == "meanshift":
-            n, h = size
-            result["meanshift"].append(bench_meanshift(int(n), float(h), engines=pick(MEANSHIFT_ENGINES),
-                                                       niter=args.steps, repeat=args.repeat, device=device,
-                                                       precision=args.precision))
-        else:
-            result["memory"] = bench_memory(device)
+    with background_load(args.background_load) as pids:
+        meter = LoadMeter(pids).start()
+        for kind, size in tqdm(tasks, desc="benchmark", unit="table", disable=None):
+            if kind == "kmeans":
+                n, d, k = size
+                result["kmeans"].append(bench_kmeans(n, d, k, engines=pick(KMEANS_ENGINES, d),
+                                                     niter=args.iters, repeat=args.repeat, device=device,
+                                                     precision=args.precision, skipped=result["skipped"]))
+            elif kind == "meanshift":
+                n, h = size
+                result["meanshift"].append(bench_meanshift(int(n), float(h), engines=pick(MEANSHIFT_ENGINES),
+                                                           niter=args.steps, repeat=args.repeat, device=device,
+                                                           precision=args.precision))
+            else:
+                result["memory"] = bench_memory(device)
+        result["meta"]["load"] = meter.stop()
     result["meta"]["wall_seconds"] = time.perf_counter() - t0
     result["meta"]["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(format_tables(result))
     if not args.no_save:
-        out = Path(args.out)
+        out = Path(args.out if args.out is not None else (SCRATCH_DIR if why else RECORD_DIR))
         if out.suffix != ".json":
             out.mkdir(parents=True, exist_ok=True)
-            out = out / f"{result['meta']['date'][:10]}_{_slug(result['meta']['device'])}.json"
+            tag = "".join(f"_{t}" for _, t in why)
+            out = out / f"{result['meta']['date'][:10]}_{_slug(result['meta']['device'])}{tag}.json"
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=1))
         png = plot_result(result, out.with_suffix(".png"))
         print(f"\nwrote {out}" + (f" and {png}" if png else ""))
+        if why:
+            print(f"(not a course record: {', '.join(r for r, _ in why)}; the notebooks show the "
+                  f"latest course record in {RECORD_DIR}/)")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,9 @@ def test_bench_command_writes_json_and_plot(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "k-means  n=3,000 d=2 k=8" in printed and "mean shift  n=600" in printed
     result = json.loads(out.read_text())
-    assert result["meta"]["versions"]["torch"].startswith("2.13")
+    import torch  # the version that ran, whichever it is (the pin is test_environment's)
+
+    assert result["meta"]["versions"]["torch"] == torch.__version__
     (km,) = result["kmeans"]
     assert [r["engine"] for r in km] == ["clusterlab-torch", "clusterlab-numpy", "sklearn"]
     base = km[0]
@@ -40,9 +43,30 @@ def test_bench_command_writes_json_and_plot(tmp_path, capsys):
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
-def test_bad_size_is_refused():
-    with pytest.raises(SystemExit, match="needs 3 comma-separated numbers"):
-        bench.main(["--kmeans", "1000,2", "--no-save"])
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--kmeans", "1000,2"], "argument --kmeans: '1000,2': needs 3 comma-separated numbers, N,D,K"),
+    (["--meanshift", "100,nan"], "argument --meanshift: '100,nan': H (bandwidth) must be a finite number > 0"),
+    (["--meanshift", "100,-2.5"], "argument --meanshift: '100,-2.5': H (bandwidth) must be a finite number > 0"),
+    (["--meanshift", "1e2.5,2"], "argument --meanshift: '1e2.5,2': N (points) must be a whole number"),
+    (["--kmeans", "1000,x,3"], "argument --kmeans: '1000,x,3': D (dimensions) must be a whole number, got 'x'"),
+    (["--kmeans", "1000,2.5,3"], "D (dimensions) must be a whole number, got '2.5'"),
+    (["--kmeans", "0,2,3"], "N (points) must be >= 1, got 0"),
+    (["--kmeans", "1000,2,inf"], "K (clusters) must be a whole number, got 'inf'"),
+    (["--kmeans", "10,2,50"], "K (clusters) must be <= N (points), got K=50 > N=10"),
+    (["--kmeans", "1000,2,3", "--iters", "0"], "--iters must be >= 1, got 0"),
+    (["--kmeans", "1000,2,3", "--background-load", "-1"], "--background-load must be >= 0, got -1"),
+])
+def test_bad_size_is_refused_naming_the_flag_and_value(capsys, argv, says):
+    with pytest.raises(SystemExit) as exc:
+        bench.main([*argv, "--no-save"])
+    assert exc.value.code == 2  # argparse's usage error, not a traceback
+    err = capsys.readouterr().err
+    assert says in err and "invalid literal" not in err
+
+
+def test_sizes_accept_underscores_and_exponents():
+    assert bench._KMEANS_SIZE("100_000,2,1e2") == (100_000, 2, 100)
+    assert bench._MEANSHIFT_SIZE("1500,2.5") == (1500, 2.5)
 
 
 def test_unknown_engine_is_refused(capsys):
@@ -62,14 +86,88 @@ def test_faiss_with_labels_times_the_same_output():
     assert by["faiss+labels"]["n_iter"] == by["faiss"]["n_iter"] == 3
 
 
-def test_recorded_shows_the_latest_record(tmp_path):
+def _tiny_defaults(monkeypatch):
+    """The default (course) sizes made tiny, so that a course record takes a second."""
+    monkeypatch.setattr(bench, "KMEANS_CPU", [(2000, 2, 4)])
+    monkeypatch.setattr(bench, "MEANSHIFT_CPU", [(300, 2.5)])
+    monkeypatch.setattr(bench, "KMEANS_QUICK", [(1000, 2, 3)])
+    monkeypatch.setattr(bench, "MEANSHIFT_QUICK", [(120, 2.5)])
+    monkeypatch.setattr(bench, "KMEANS_ENGINES", ("torch", "numpy"))
+    monkeypatch.setattr(bench, "MEANSHIFT_ENGINES", ("torch", "numpy"))
+
+
+def test_recorded_shows_the_latest_course_record(tmp_path, monkeypatch):
+    _tiny_defaults(monkeypatch)
     assert "no benchmark recorded" in bench.recorded(folder=tmp_path)
-    bench.main(["--kmeans", "2000,2,4", "--meanshift", "300,2.5", "--engines", "torch,numpy",
-                "--iters", "2", "--steps", "1", "--repeat", "1", "--device", "cpu",
-                "--out", str(tmp_path / "a.json")])
+    fast = ["--repeat", "1", "--device", "cpu"]
+    bench.main([*fast, "--out", str(tmp_path / "a.json")])  # default sizes: a course record
     text = bench.recorded("meanshift", folder=tmp_path)
     assert "no cuda record yet" in text and "a.json" in text
     assert "mean shift  n=300" in text and "k-means" not in text.split("date:")[1]
+    # a later smoke run, or one at other sizes, in the same folder is passed over ...
+    bench.main([*fast, "--quick", "--out", str(tmp_path / "b.json")])
+    bench.main([*fast, "--kmeans", "1500,2,3", "--out", str(tmp_path / "c.json")])
+    for name, why in (("b.json", "--quick"), ("c.json", "sizes other than the default")):
+        meta = json.loads((tmp_path / name).read_text())["meta"]
+        assert meta["course_record"] is False and meta["not_course_record_because"] == [why]
+        assert not bench.is_course_record(meta)
+    assert "a.json" in bench.recorded(folder=tmp_path)
+    assert "a.json" in bench.recorded("kmeans", folder=tmp_path, prefer="cpu")
+    # ... unless it is named
+    named = bench.recorded("kmeans", folder=tmp_path, name="b.json")
+    assert "b.json" in named and "k-means  n=1,000 d=2 k=3" in named
+    assert "not a course record: --quick" in named
+    assert "no benchmark record 'x.json'" in bench.recorded(folder=tmp_path, name="x.json")
+
+
+def test_a_smoke_run_does_not_replace_the_course_record(tmp_path, monkeypatch, capsys):
+    _tiny_defaults(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # the default folders are relative to where the command runs
+    bench.main(["--quick", "--repeat", "1", "--device", "cpu"])
+    assert not (tmp_path / "data" / "benchmarks").exists()
+    (smoke,) = (tmp_path / "data" / "cache" / "benchmarks").glob("*.json")
+    assert smoke.name.endswith("_quick.json")
+    assert "not a course record: --quick" in capsys.readouterr().out
+    bench.main(["--repeat", "1", "--device", "cpu"])  # default sizes: the course's folder
+    (rec,) = (tmp_path / "data" / "benchmarks").glob("*.json")
+    assert json.loads(rec.read_text())["meta"]["course_record"] is True
+    assert rec.name in bench.recorded(folder=tmp_path / "data" / "benchmarks")
+
+
+def test_records_written_before_the_flag_are_judged_by_their_command():
+    assert bench.is_course_record({"command": "python -m clusterlab.bench --threads 2 --repeat 5 --memory"})
+    assert not bench.is_course_record({"command": "python -m clusterlab.bench --quick"})
+    assert not bench.is_course_record({"command": "python -m clusterlab.bench --kmeans 1000,2,3"})
+    assert not bench.is_course_record({"command": "python -m clusterlab.bench", "precision": "high"})
+    # what the notebooks show from the repository's folder is a course record
+    shown = bench.recorded("kmeans", prefer="cpu").split("recorded in data/benchmarks/")[1].split(" ")[0]
+    folder = Path(bench.__file__).resolve().parent.parent / "data" / "benchmarks"
+    assert bench.is_course_record(json.loads((folder / shown).read_text())["meta"])
+
+
+def test_background_load_runs_beside_the_timings_and_is_recorded(tmp_path, capsys):
+    import os
+
+    with bench.background_load(2) as pids:
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # running
+    for pid in pids:  # stopped and reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    out = tmp_path / "load.json"
+    assert bench.main(["--kmeans", "3000,2,8", "--meanshift", "--engines", "torch,numpy", "--repeat", "2",
+                       "--device", "cpu", "--background-load", "1", "--out", str(out)]) == 0
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["background_load"] == 1 and meta["course_record"] is False
+    assert "--background-load 1" in meta["not_course_record_because"]
+    load = meta["load"]
+    assert load["cpus"] >= 1
+    if load["background_busy_cpus"] is not None:  # Linux: measured from /proc
+        assert load["background_busy_cpus"] > 0 and load["own_busy_cpus"] > 0
+        assert load["other_busy_cpus"] >= 0
+    printed = capsys.readouterr().out
+    assert "background load: 1 busy-loop processes" in printed
 
 
 # --------------------------------------------------------------------------------------
