@@ -146,7 +146,8 @@ def test_kmeans_triton_equals_torch(small_blobs, metric, weighted):
     b = cl.kmeans(x, 9, backend="torch", **kw)
     torch.testing.assert_close(a.labels, b.labels)
     torch.testing.assert_close(a.centroids, b.centroids, rtol=1e-4, atol=1e-4)
-    assert a.inertia == pytest.approx(b.inertia, rel=1e-5)
+    # float32 sums of (1 - cos) ~ 1e-3 each: the two engines round them differently
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-4)
     assert a.n_iter == b.n_iter == 6
     assert a.centroids.device == x.device
 
