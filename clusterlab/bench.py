@@ -486,7 +486,37 @@ def _not_a_record(args, km_sizes, ms_sizes, default_km, default_ms) -> list:
         why.append((f"--precision {args.precision}", args.precision))
     if args.background_load:
         why.append((f"--background-load {args.background_load}", f"load{args.background_load}"))
+    if getattr(args, "distributed", 0):
+        why.append((f"--distributed {args.distributed}", f"dist{args.distributed}"))
     return why
+
+
+#: (n, d, k) of the ``--distributed`` scaling table when no --kmeans size is given.
+DISTRIBUTED_SIZE = (200_000, 32, 64)
+
+
+def bench_distributed(size, max_procs, *, iters=10, repeat=3):
+    """k-means over 1, 2, 4, ... ``max_procs`` processes (see
+    :func:`clusterlab.distributed.bench_scaling`): one dict per process count."""
+    from clusterlab import distributed as cld
+
+    procs = sorted({1, max_procs, *(2**i for i in range(1, 12) if 2**i < max_procs)})
+    n, d, k = size
+    return cld.bench_scaling(int(n), int(d), int(k), procs=procs, iters=iters, repeat=repeat)
+
+
+def format_distributed(rows, size) -> str:
+    """The scaling table: time per iteration, speed-up and communication share by processes."""
+    from clusterlab.device import format_seconds
+
+    n, d, k = size
+    out = [f"\nk-means over processes  n={n:,} d={d} k={k}, {rows[0]['backend']}",
+           "| processes | threads each | time / iteration | speed-up | share in all-reduce |",
+           "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['procs']} | {r['threads']} | {format_seconds(r['time_per_iter'])} | "
+                   f"{r['speedup']:.2f} | {r['comm_share']:.0%} |")
+    return "\n".join(out)
 
 
 _BUSY_LOOP = """import os
@@ -654,8 +684,14 @@ def main(argv=None) -> int:
                    help=f"folder (or .json file) for the results (default: {RECORD_DIR} for a course "
                         f"record, {SCRATCH_DIR} for any other run)")
     p.add_argument("--no-save", action="store_true", help="print only")
+    p.add_argument("--distributed", type=int, default=0, metavar="N",
+                   help="k-means over 1, 2, 4, ... N processes (torch.distributed: gloo on CPUs, "
+                        "NCCL on GPUs): time per iteration and the share in the all-reduce; "
+                        "alone unless --kmeans/--meanshift are given too (size: the first "
+                        "--kmeans size, default 200000,32,64)")
     args = p.parse_args(argv)
-    for flag, value, low in (("--background-load", args.background_load, 0), ("--iters", args.iters, 1),
+    for flag, value, low in (("--background-load", args.background_load, 0),
+                             ("--distributed", args.distributed, 0), ("--iters", args.iters, 1),
                              ("--steps", args.steps, 1), ("--repeat", args.repeat, 1)):
         if value < low:
             p.error(f"{flag} must be >= {low}, got {value}")
@@ -696,6 +732,9 @@ def main(argv=None) -> int:
         km_sizes = args.kmeans
     if args.meanshift is not None:
         ms_sizes = args.meanshift
+    dist_size = (args.kmeans or [DISTRIBUTED_SIZE])[0]
+    if args.distributed and args.kmeans is None and args.meanshift is None:
+        km_sizes, ms_sizes = [], []  # --distributed alone: only the scaling table
     wanted = set(args.engines.split(",")) if args.engines else None
     known = set(KMEANS_ENGINES + MEANSHIFT_ENGINES)
     if wanted is not None and not wanted <= known:
@@ -765,10 +804,15 @@ def main(argv=None) -> int:
                                                            precision=args.precision))
             else:
                 result["memory"] = bench_memory(device)
+        if args.distributed:
+            result["distributed"] = bench_distributed(dist_size, args.distributed,
+                                                      iters=args.iters, repeat=args.repeat)
         result["meta"]["load"] = meter.stop()
     result["meta"]["wall_seconds"] = time.perf_counter() - t0
     result["meta"]["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(format_tables(result))
+    if result.get("distributed"):
+        print(format_distributed(result["distributed"], dist_size))
     if not args.no_save:
         out = Path(args.out if args.out is not None else (SCRATCH_DIR if why else RECORD_DIR))
         if out.suffix != ".json":

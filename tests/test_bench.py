@@ -374,3 +374,20 @@ def test_quick_still_runs_end_to_end(capsys):
         assert title in out
     assert "skipped flash-kmeans:" in out and "skipped triton:" in out
     assert "| engine | device | precision |" in out
+
+
+def test_distributed_scaling_table_is_measured_and_saved_apart(tmp_path, capsys):
+    out = tmp_path / "dist.json"
+    argv = ["--distributed", "2", "--kmeans", "3000,4,8", "--meanshift", "--engines", "torch",
+            "--iters", "2", "--repeat", "1", "--out", str(out)]
+    assert bench.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "k-means over processes  n=3,000 d=4 k=8, gloo" in text
+    rec = json.loads(out.read_text())
+    rows = rec["distributed"]
+    assert [r["procs"] for r in rows] == [1, 2]
+    assert rows[0]["inertia"] == pytest.approx(rows[1]["inertia"], rel=1e-5)  # same clustering
+    assert all(r["time_per_iter"] > 0 and 0 <= r["comm_share"] <= 1 for r in rows)
+    assert rec["meta"]["course_record"] is False  # not what the course shows
+    with pytest.raises(SystemExit):
+        bench.main(["--distributed", "-1"])
