@@ -78,7 +78,8 @@ LOOP_MAX_N = 3_000
 SKLEARN_MEANSHIFT_MAX_N = 20_000
 KMEANS_ENGINES = ("torch", "numpy", "keops", "triton", "faiss", "faiss+labels", "sklearn",
                   "faiss-gpu", "flash-kmeans", "fast-pytorch-kmeans")
-MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "triton", "loop", "sklearn")
+#: "flat" is clusterlab's flat kernel (torch engine) at the radius scikit-learn's row uses.
+MEANSHIFT_ENGINES = ("torch", "numpy", "keops", "triton", "loop", "flat", "sklearn")
 #: Engines that are other libraries, named as they are (the rest are ``clusterlab-<name>``).
 PEER_ENGINES = ("faiss", "faiss+labels", "sklearn", "faiss-gpu", "flash-kmeans",
                 "fast-pytorch-kmeans")
@@ -181,8 +182,12 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
                     precision="highest"):
     """One mean-shift table: ``niter`` non-blurring steps (``tol=0``) per engine.
 
-    scikit-learn's ``MeanShift`` uses a flat kernel and runs to its own convergence
-    (``max_iter=niter``), so its row compares time *and* the clusters found, not steps.
+    scikit-learn's ``MeanShift`` uses a flat kernel, so it runs at the flat radius with
+    the spread of the Gaussian of bandwidth ``h`` (:func:`flat_radius`, as notebook 04
+    teaches: ``2 h`` in 2-D), not at radius ``h``, which would see only each blob's core.
+    It stops each seed at its own convergence (``max_iter=niter``), so its row compares
+    time *and* the clusters found; the "flat" row is clusterlab's flat kernel at the same
+    radius for ``niter`` steps, the same algorithm as scikit-learn's.
     clusterlab's engines get ``precision=`` when it is not ``"highest"``.
     """
     import torch
@@ -194,19 +199,23 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
 
     per_blob = max(1, n // 6)
     x, _, _ = cl.data.make_six_blobs(per_blob, seed=seed)
+    radius = flat_radius(bandwidth, x.shape[1])
     fns, where, results, precs = {}, {}, {}, {}
     for eng in engines:
         if eng == "loop" and len(x) > LOOP_MAX_N:
             continue
         if eng == "sklearn" and len(x) > SKLEARN_MEANSHIFT_MAX_N:
             continue
-        if eng in ("torch", "keops", "triton"):
+        if eng in ("torch", "keops", "triton", "flat"):
             xt = torch.as_tensor(x, device=device)
-            precs[eng] = engine_precision(eng, xt, precision)
+            backend = "torch" if eng == "flat" else eng
+            precs[eng] = engine_precision(backend, xt, precision)
             kw = {} if precs[eng][0] == "highest" else {"precision": precs[eng][0]}
+            if eng == "flat":
+                kw.update(kernel="flat")
 
-            def fn(xt=xt, eng=eng, kw=kw):
-                results[eng] = cl.meanshift(xt, bandwidth, max_iter=niter, tol=0, backend=eng, **kw)
+            def fn(xt=xt, eng=eng, kw=kw, backend=backend, h=radius if eng == "flat" else bandwidth):
+                results[eng] = cl.meanshift(xt, h, max_iter=niter, tol=0, backend=backend, **kw)
 
             fns[eng], where[eng] = (fn, device), device_name(device)
             continue
@@ -228,7 +237,7 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
             from sklearn.cluster import MeanShift
 
             def fn():
-                results["sklearn"] = MeanShift(bandwidth=bandwidth, max_iter=niter).fit(x)
+                results["sklearn"] = MeanShift(bandwidth=radius, max_iter=niter).fit(x)
 
         fns[eng], where[eng] = (fn, None), device_name("cpu")
     timings = timeit_interleaved(fns, repeat=repeat, warmup=1)  # the same rounds for all
@@ -236,10 +245,12 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
     for eng, timing in timings.items():
         res = results[eng]
         n_clusters = len(res.cluster_centers_) if eng == "sklearn" else len(res.centers)
+        flat = eng in ("sklearn", "flat")
         rows.append({
-            "engine": "sklearn-meanshift (flat)" if eng == "sklearn"
-            else ("numpy-loop" if eng == "loop" else f"clusterlab-{eng}"),
+            "engine": {"sklearn": "sklearn-meanshift (flat)", "loop": "numpy-loop",
+                       "flat": "clusterlab-torch (flat)"}.get(eng, f"clusterlab-{eng}"),
             "device": where[eng], "n": len(x), "d": 2, "bandwidth": bandwidth, "niter": niter,
+            "kernel": "flat" if flat else "gaussian", "flat_radius": radius,
             "seconds": timing.median, "times": list(timing.times), "first": timing.first,
             "n_clusters": int(n_clusters),
             "precision": precs[eng][0] if eng in precs else str(x.dtype),
@@ -247,6 +258,15 @@ def bench_meanshift(n, bandwidth, *, engines, niter=5, repeat=3, device=None, se
         })
     _ratios(rows, "clusterlab-torch")
     return rows
+
+
+def flat_radius(bandwidth, d):
+    """The flat window's radius with the spread of a Gaussian of width ``bandwidth``.
+
+    Points uniform in a ``d``-ball of radius ``r`` have a standard deviation of
+    ``r / sqrt(d + 2)`` along each axis, so ``r = bandwidth * sqrt(d + 2)`` (``2 h`` in 2-D).
+    """
+    return float(bandwidth) * float(np.sqrt(d + 2))
 
 
 # --------------------------------------------------------------------------------------
@@ -330,7 +350,9 @@ def format_tables(result) -> str:
         ("kmeans", "inertia", lambda r: f"{r['inertia']:.6g}",
          lambda r: f"k-means  n={r['n']:,} d={r['d']} k={r['k']}, {r['niter']} iterations, same init"),
         ("meanshift", "clusters", lambda r: str(r["n_clusters"]),
-         lambda r: f"mean shift  n={r['n']:,} d=2 h={r['bandwidth']}, {r['niter']} steps"),
+         lambda r: f"mean shift  n={r['n']:,} d=2 h={r['bandwidth']}, {r['niter']} steps"
+         + (f"; flat kernels at radius {r['flat_radius']:g} (the Gaussian's spread)"
+            if r.get("flat_radius") else "")),
     ]
     for kind, last, cell, title in parts:
         for table in result.get(kind, []):

@@ -17,7 +17,7 @@ from clusterlab import compare as cmp
 def test_bench_command_writes_json_and_plot(tmp_path, capsys):
     out = tmp_path / "run.json"
     status = bench.main([
-        "--kmeans", "3000,2,8", "--meanshift", "600,2.5", "--engines", "torch,numpy,sklearn,loop",
+        "--kmeans", "3000,2,8", "--meanshift", "600,2.5", "--engines", "torch,numpy,sklearn,loop,flat",
         "--iters", "3", "--steps", "2", "--repeat", "2", "--device", "cpu", "--out", str(out),
     ])
     assert status == 0
@@ -38,8 +38,16 @@ def test_bench_command_writes_json_and_plot(tmp_path, capsys):
         assert r["inertia"] == pytest.approx(base["inertia"], rel=1e-4)
     (ms,) = result["meanshift"]
     names = [r["engine"] for r in ms]
-    assert names == ["clusterlab-torch", "clusterlab-numpy", "numpy-loop", "sklearn-meanshift (flat)"]
+    assert names == ["clusterlab-torch", "clusterlab-numpy", "numpy-loop", "clusterlab-torch (flat)",
+                     "sklearn-meanshift (flat)"]
     assert len({r["n_clusters"] for r in ms[:3]}) == 1  # the same steps find the same clusters
+    # scikit-learn's flat window at the radius with the Gaussian's spread (2 h in 2-D), not h:
+    # there it finds the six blobs (at radius h it split them: 11 clusters in the old record)
+    flat = {r["engine"]: r for r in ms if r["kernel"] == "flat"}
+    assert set(flat) == {"clusterlab-torch (flat)", "sklearn-meanshift (flat)"}
+    assert all(r["flat_radius"] == pytest.approx(5.0) for r in ms)
+    assert flat["sklearn-meanshift (flat)"]["n_clusters"] == 6
+    assert "flat kernels at radius 5" in printed
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
