@@ -684,9 +684,11 @@ def main(argv=None) -> int:
                                 epilog=_help_text(__doc__.split("\n", 1)[1]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--kmeans", nargs="*", metavar="N,D,K", type=_KMEANS_SIZE,
-                   help="k-means sizes (default by device; the flag alone: none)")
+                   help="k-means sizes (default by device, none when only --meanshift is given; "
+                        "the flag alone: none)")
     p.add_argument("--meanshift", nargs="*", metavar="N,H", type=_MEANSHIFT_SIZE,
-                   help="mean-shift sizes and bandwidths (default by device; the flag alone: none)")
+                   help="mean-shift sizes and bandwidths (default by device, none when only --kmeans "
+                        "is given; the flag alone: none)")
     p.add_argument("--engines", default=None,
                    help=f"comma list from {','.join(sorted(set(KMEANS_ENGINES + MEANSHIFT_ENGINES)))}")
     p.add_argument("--iters", type=int, default=DEFAULT_ITERS, help=f"k-means iterations (default {DEFAULT_ITERS})")
@@ -754,6 +756,8 @@ def main(argv=None) -> int:
         km_sizes = args.kmeans
     if args.meanshift is not None:
         ms_sizes = args.meanshift
+    if (args.kmeans is None) != (args.meanshift is None):  # sizes for one algorithm: only its tables
+        km_sizes, ms_sizes = (km_sizes, []) if args.meanshift is None else ([], ms_sizes)
     dist_size = (args.kmeans or [DISTRIBUTED_SIZE])[0]
     if args.distributed and args.kmeans is None and args.meanshift is None:
         km_sizes, ms_sizes = [], []  # --distributed alone: only the scaling table

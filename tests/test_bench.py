@@ -399,3 +399,15 @@ def test_distributed_scaling_table_is_measured_and_saved_apart(tmp_path, capsys)
     assert rec["meta"]["course_record"] is False  # not what the course shows
     with pytest.raises(SystemExit):
         bench.main(["--distributed", "-1"])
+
+
+def test_sizes_for_one_algorithm_run_only_its_tables(tmp_path, monkeypatch):
+    _tiny_defaults(monkeypatch)
+    fast = ["--repeat", "1", "--device", "cpu", "--engines", "torch"]
+    bench.main([*fast, "--kmeans", "1500,2,3", "--out", str(tmp_path / "k.json")])
+    bench.main([*fast, "--meanshift", "150,2.5", "--out", str(tmp_path / "m.json")])
+    bench.main([*fast, "--kmeans", "1500,2,3", "--meanshift", "150,2.5", "--out", str(tmp_path / "b.json")])
+    tables = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in "kmb"}
+    assert (len(tables["k"]["kmeans"]), len(tables["k"]["meanshift"])) == (1, 0)
+    assert (len(tables["m"]["kmeans"]), len(tables["m"]["meanshift"])) == (0, 1)
+    assert (len(tables["b"]["kmeans"]), len(tables["b"]["meanshift"])) == (1, 1)
