@@ -23,6 +23,7 @@ __all__ = [
     "check_inertia",
     "check_kmeans_plusplus",
     "check_meanshift_step",
+    "check_memory_bound",
     "check_merge",
     "check_torch_update",
     "check_update",
@@ -671,6 +672,57 @@ def _largest_tensor(fn, *args):
     with Largest():
         out = fn(*args)
     return out, Largest.largest
+
+
+def check_memory_bound(fn, ridge):
+    """Check ``fn(k, d, stored) -> bool``: is that assignment memory-bound under ``ridge``?
+
+    The roofline model of notebook 07: one assignment of a point does ``2 k d`` flops and
+    moves ``4 d`` bytes of the point plus, when the (n, k) matrix is ``stored``, ``8 k``
+    (each float32 distance written and read back), else ``12`` (a float32 distance and an
+    int64 label). It is memory-bound when flops per byte fall below ``ridge`` (the device's
+    flops / bandwidth). Cases sit on both sides of the ridge and right next to it, so a rule
+    of thumb (small D, small K) that skips the roofline fails.
+    """
+    try:
+        ridge = float(ridge)
+    except (TypeError, ValueError):
+        print(f"✗ check_memory_bound: ridge must be a number (flops per byte), got {ridge!r}")
+        return False
+    if not np.isfinite(ridge) or ridge <= 0:
+        print(f"✗ check_memory_bound: ridge must be a finite number > 0, got {ridge!r}")
+        return False
+
+    def intensity(k, d, stored):
+        return 2 * k * d / ((8 * k if stored else 12) + 4 * d)
+
+    def near(stored, above):
+        # the smallest (k = 1000) d on the requested side of the ridge, and its neighbour
+        ds = [d for d in range(1, 1 << 16) if (intensity(1000, d, stored) >= ridge) == above]
+        return (1000, min(ds) if above else max(ds), stored) if ds else (1000, 2, stored)
+
+    grid = [(k, d, s) for k in (10, 1000, 50_000) for d in (2, 64, 512) for s in (True, False)]
+    grid += [near(s, a) for s in (True, False) for a in (True, False)]
+
+    def judge(out, *args):
+        answers, = out
+        wrong = [(k, d, s) for (k, d, s), a in zip(grid, answers, strict=True)
+                 if bool(a) != (intensity(k, d, s) < ridge)]
+        if wrong:
+            k, d, s = wrong[0]
+            side = "memory" if intensity(k, d, s) < ridge else "compute"
+            return (f"{len(wrong)} of {len(grid)} cases wrong, e.g. K={k}, D={d}, "
+                    f"{'stored' if s else 'fused'}: intensity {intensity(k, d, s):.1f} flop/byte "
+                    f"against a ridge of {ridge:.1f}, so {side}-bound (compare flops per byte "
+                    "with the ridge)")
+        return None
+
+    def call():
+        return ([fn(k, d, s) for k, d, s in grid],)
+
+    return _run("check_memory_bound", lambda: call(),
+                [(f"{len(grid)} (K, D, stored) cases around a ridge of {ridge:.0f} flop/byte",
+                  tuple, judge)])
 
 
 def check_fused_assign(fn, metric="euclidean"):

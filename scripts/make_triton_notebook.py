@@ -441,19 +441,16 @@ def memory_bound(k, d, stored):
     raise NotImplementedError
 
 
-try:
-    ok = all(memory_bound(k, d, s) == (intensity(k, d, s) < ridge)
-             for k in (10, 1000) for d in (2, 64, 512) for s in (True, False))
-    print("✓ memory_bound agrees with the roofline" if ok else "✗ memory_bound disagrees")
-except NotImplementedError:
-    print("✗ memory_bound: not written yet")
+ok = cl.checks.check_memory_bound(memory_bound, ridge)
 """),
-    md("**Solution** (collapsed)."),
+    md("**Solution** (collapsed — expand it once you have tried): compare the flops per byte "
+       "with the ridge; then walk D up until the stored assignment crosses it."),
     code(r"""
 def memory_bound(k, d, stored):
     return intensity(k, d, stored) < ridge
 
 
+assert cl.checks.check_memory_bound(memory_bound, ridge)
 d_star = next(d for d in range(1, 100_000) if not memory_bound(1000, d, True))
 print(f"stored, K = 1000: compute-bound from D = {d_star} on this device "
       f"(fused: from D = {next(d for d in range(1, 100_000) if not memory_bound(1000, d, False))})")

@@ -258,3 +258,32 @@ def test_check_fused_assign_accepts_a_kernel_and_refuses_a_stored_matrix(metric,
     wrong = cl.checks.check_fused_assign(
         lambda x, c: torch.zeros(len(x), dtype=torch.int64), metric=metric)
     assert not wrong
+
+
+def _intensity(k, d, stored):
+    return 2 * k * d / ((8 * k if stored else 12) + 4 * d)
+
+
+@pytest.mark.parametrize("ridge", [3.0, 25.0, 400.0])
+def test_check_memory_bound_passes_the_roofline_and_fails_rules_of_thumb(ridge, capsys):
+    from clusterlab import checks
+
+    assert checks.check_memory_bound(lambda k, d, s: _intensity(k, d, s) < ridge, ridge)
+    # a rule of thumb instead of the roofline, the inequality reversed, and a ridge off by 10 %
+    assert not checks.check_memory_bound(lambda k, d, s: d < 64, ridge)
+    assert not checks.check_memory_bound(lambda k, d, s: _intensity(k, d, s) > ridge, ridge)
+    assert not checks.check_memory_bound(lambda k, d, s: _intensity(k, d, s) < 1.1 * ridge, ridge)
+    assert "compare flops per byte with the ridge" in capsys.readouterr().out
+
+
+def test_check_memory_bound_reports_stubs_and_bad_ridges(capsys):
+    from clusterlab import checks
+
+    def stub(k, d, stored):
+        raise NotImplementedError
+
+    assert not checks.check_memory_bound(stub, 25.0)
+    assert "not written yet" in capsys.readouterr().out
+    for bad in ("fast", 0.0, float("nan")):
+        assert not checks.check_memory_bound(lambda k, d, s: True, bad)
+        assert "ridge must be" in capsys.readouterr().out
