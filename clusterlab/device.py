@@ -19,6 +19,7 @@ __all__ = [
     "ENV_VAR",
     "LoadMeter",
     "Timing",
+    "Transfer",
     "cpu_ticks",
     "default_device",
     "device_name",
@@ -27,6 +28,7 @@ __all__ = [
     "synchronize",
     "timeit",
     "timeit_interleaved",
+    "transfer_seconds",
     "usable_cpus",
 ]
 
@@ -445,3 +447,94 @@ def timeit_interleaved(fns, *, repeat=5, warmup=1) -> dict:
         )
         for key in keys
     }
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The result of :func:`transfer_seconds`: one copy of a tensor, timed.
+
+    Attributes
+    ----------
+    timing : Timing
+        The copies, timed as by :func:`timeit` (synchronised, warmed up).
+    nbytes : int
+        Bytes copied by one call.
+    source, target : str
+        The devices, e.g. ``"cpu"`` and ``"cuda:0"``.
+    pinned : bool
+        Whether the host side was page-locked ("pinned") memory.
+    """
+
+    timing: Timing
+    nbytes: int
+    source: str
+    target: str
+    pinned: bool
+
+    @property
+    def bandwidth(self) -> float:
+        """Bytes per second of the median copy."""
+        return self.nbytes / self.timing.median if self.timing.median > 0 else math.inf
+
+    def __str__(self) -> str:
+        size = self.nbytes / 2**20
+        pinned = ", pinned" if self.pinned else ""
+        return (
+            f"{size:.3g} MiB {self.source} -> {self.target}{pinned}: {self.timing} "
+            f"= {self.bandwidth / 1e9:.3g} GB/s"
+        )
+
+
+def transfer_seconds(x, device, *, repeat=5, warmup=1, pinned=False) -> Transfer:
+    """Time copying the tensor ``x`` to ``device`` (into a buffer allocated there once).
+
+    Every call is a real copy (also when ``x`` is already on ``device``: then it is a copy
+    within that memory, e.g. a host ``memcpy``), bracketed by synchronisations of the CUDA
+    device involved, after ``warmup`` untimed calls (the first CUDA copy also pays for
+    setting up the context and the caching allocator).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Any shape and dtype; ``x.numel() * x.element_size()`` bytes are copied.
+    device : str or torch.device
+        Where to copy it.
+    repeat, warmup : int
+        As for :func:`timeit`.
+    pinned : bool, default False
+        Copy from (or to) page-locked host memory: CUDA's DMA engines read it directly,
+        so host-to-GPU copies run at the bus's speed. Needs CUDA; ignored when no CUDA
+        device takes part.
+
+    Returns
+    -------
+    Transfer
+        ``timing``, ``nbytes``, ``source``, ``target``, ``pinned`` and ``bandwidth``.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    if not isinstance(pinned, bool):
+        raise TypeError(f"pinned must be a bool, got {pinned!r}")
+    target = _as_device(device)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine")
+    cuda = next((d for d in (x.device, target) if d.type == "cuda"), None)
+    pinned = pinned and cuda is not None
+    if pinned and x.device.type == "cpu":
+        x = x.pin_memory()
+    # The destination is allocated once: a fresh buffer per call would time the allocator
+    # and the first touch of new pages (page faults), not the copy.
+    out = torch.empty(
+        x.shape, dtype=x.dtype, device=target, pin_memory=pinned and target.type == "cpu"
+    )
+
+    def copy():
+        return out.copy_(x)
+
+    timing = timeit(copy, repeat=repeat, warmup=warmup, device=cuda)
+    return Transfer(timing, x.numel() * x.element_size(), str(x.device), str(target), pinned)
