@@ -66,6 +66,10 @@ def test_block_rows_fit_the_cache_budget():
     assert rows % 16 == 0 and rows * 1000 * 4 <= cpu_kernels.L2_BLOCK_BYTES
     assert cpu_kernels.block_rows(10**6, 8) == 16  # never below 16 points
     assert cpu_kernels.block_rows(1000, 4, chunk_size=37) == 37
+    # a chunk larger than the data, or than numba's loop bounds, is clipped (no overflow)
+    assert cpu_kernels.block_rows(1000, 4, chunk_size=2**63 - 1, n=500) == 500
+    assert cpu_kernels.block_rows(1000, 4, chunk_size=2**63 - 1) == 2**31 - 1
+    assert cpu_kernels.block_rows(1000, 4, chunk_size=0, n=500) == 1
 
 
 def test_cluster_sums_match_bincount():

@@ -194,10 +194,16 @@ if numba is not None:
             sq[i] = s
 
 
-def block_rows(k: int, itemsize: int, chunk_size=None) -> int:
-    """Points per thread block in :func:`assign_blocks`: a (k, rows) block fits L2."""
+def block_rows(k: int, itemsize: int, chunk_size=None, n=None) -> int:
+    """Points per thread block in :func:`assign_blocks`: a (k, rows) block fits L2.
+
+    A given ``chunk_size`` is used as it is, clipped to ``n`` (the number of points, when
+    given) and to ``2**31 - 1``, so that no block is larger than the data or than numba's
+    loop bounds (the public functions validate ``chunk_size`` before it gets here).
+    """
     if chunk_size is not None:
-        return max(1, int(chunk_size))
+        rows = min(int(chunk_size), 2**31 - 1)
+        return max(1, rows if n is None else min(rows, int(n)))
     rows = L2_BLOCK_BYTES // max(1, k * itemsize)
     return max(16, min(MAX_BLOCK_ROWS, rows // 16 * 16))
 

@@ -139,7 +139,7 @@ class TorchEngine(Engine):
             xs = np.empty(0, dtype=xn.dtype)
         dist = np.empty(n, dtype=xn.dtype)
         labels = np.empty(n, dtype=np.int64)
-        rows = cpu_kernels.block_rows(k, xn.itemsize, chunk_size)
+        rows = cpu_kernels.block_rows(k, xn.itemsize, chunk_size, n=n)
         work = n * k * xn.shape[1]  # multiply-adds: a big product keeps its threads on a busy machine
         with cpu_kernels.parallel_threads(torch.get_num_threads(), work=work), cpu_kernels.single_threaded_blas():
             cpu_kernels.assign_blocks(xn, cs, bias, xs, add, rows, labels, dist)
