@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import importlib
 
-from clusterlab.kmeans import KMeansResult, assign, kmeans, kmeans_plusplus
+from clusterlab.kmeans import (
+    KMeansResult,
+    assign,
+    kmeans,
+    kmeans_plusplus,
+    minibatch_kmeans,
+    soft_kmeans,
+)
 from clusterlab.meanshift import MeanShiftResult, estimate_bandwidth, meanshift
 
 __version__ = "0.1.0"
@@ -28,6 +35,8 @@ __all__ = [
     "kmeans",
     "kmeans_plusplus",
     "meanshift",
+    "minibatch_kmeans",
+    "soft_kmeans",
     "data",
     "device",
     "plotting",

@@ -20,6 +20,7 @@ Two details keep results right:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -33,12 +34,14 @@ from clusterlab._validate import (
     check_choice,
     check_count,
     check_float,
+    check_int,
     check_k,
     check_rows,
     check_seed,
     check_weights,
 )
 from clusterlab.engines import get_engine
+from clusterlab.engines.base import chunk_rows
 
 METRICS = ("euclidean", "cosine")
 INITS = ("k-means++", "random")
@@ -526,3 +529,559 @@ def kmeans_plusplus(x, k, *, seed=0, weights=None, backend="auto"):
     xp, _, x_sq = _prepare(eng, x, we, "euclidean")
     idx = _kmeans_plusplus(eng, xp, k, we, np.random.default_rng(seed), "euclidean", x_sq)
     return eng.to_output(eng.copy(eng.from_input(x)[eng.index(idx)]), x)
+
+
+# --------------------------------------------------------------------------------------
+# Variants: soft k-means by autograd, mini-batch k-means over a DataLoader
+# --------------------------------------------------------------------------------------
+
+OPTIMIZERS = ("adam", "sgd")
+#: Default learning rates of :func:`soft_kmeans` (in units of the data's standard deviation).
+SOFT_LR = {"adam": 0.05, "sgd": 0.5}
+#: Autograd keeps about this many (rows, k) tensors per block for the backward pass.
+_AUTOGRAD_BLOCKS = 4
+
+
+def _torch(what: str):
+    """Import torch, or say that ``what`` needs it."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is part of the course environment
+        raise ImportError(f"{what} needs PyTorch: pip install torch==2.13.0") from exc
+    return torch
+
+
+@contextlib.contextmanager
+def _cpu_threads(torch, eng, work):
+    """torch's threads on a CPU inside the block: those the machine has free.
+
+    Every torch operation on a CPU is an OpenMP region; with other processes on the
+    cores, a 2-thread region over a (1500, 6) block was measured at 25 ms instead of
+    0.2 ms on one thread (see :mod:`clusterlab.engines.cpu_kernels`). Loops of many
+    small operations (autograd steps, mini-batches) therefore use the threads that
+    :func:`~clusterlab.engines.cpu_kernels.threads_for` finds free, unless their
+    ``work`` (multiply-adds per operation) is big. The block gets a function that
+    measures again (call it once per step: the load changes, and the first
+    measurement of a process sees none); torch's setting is restored on exit.
+    """
+    from clusterlab.engines import cpu_kernels
+
+    before = torch.get_num_threads()
+    small = eng.device_type == "cpu" and work < cpu_kernels.BIG_WORK
+
+    def adjust():
+        if small:
+            torch.set_num_threads(cpu_kernels.threads_for(before))
+
+    adjust()
+    try:
+        yield adjust
+    finally:
+        if small:
+            torch.set_num_threads(before)
+
+
+def _initial(eng, xp, k, w, rng, init, given, offset, x_sq):
+    """Initial centroids in the prepared (centred) frame, exactly as :func:`kmeans` draws them."""
+    if given is not None:
+        return _frame(eng, eng.from_input(given), offset, "euclidean")
+    if init == "k-means++":
+        return eng.copy(xp[eng.index(_kmeans_plusplus(eng, xp, k, w, rng, "euclidean", x_sq))])
+    return _random_init(eng, xp, k, w, rng)
+
+
+def _check_init(init, x, k):
+    """``None`` for a named init (checked), else the validated (k, d) array."""
+    if isinstance(init, str):
+        check_choice(init, "init", INITS)
+        return None
+    return check_centroids(init, x, k, name="init")
+
+
+def _unscale_result(res, f):
+    """Results of a run on ``x * f`` brought back to the units of ``x``."""
+    for h in res.history:
+        for key in ("obj", "inertia", "shift"):
+            if key in h:
+                h[key] = h[key] / f / f
+    res.centroids = res.centroids / f
+    res.inertia = _scale.unscale_squares(res.inertia, f, "the inertia")
+    return res
+
+
+def soft_kmeans(
+    x,
+    k,
+    *,
+    temperature=0.01,
+    init="k-means++",
+    max_iter=300,
+    lr=None,
+    optimizer="adam",
+    tol=1e-7,
+    seed=0,
+    weights=None,
+    chunk_size=None,
+):
+    """k-means as an optimisation: soft assignments, a loss, autograd and a torch optimizer.
+
+    The centroids are a ``torch.nn.Parameter``; each step computes the soft k-means loss
+    over all points (in blocks of rows), back-propagates it, and lets the optimizer move
+    the centroids. The loss of a point is the *soft minimum* of its squared distances,
+
+    .. math:: \\ell_i = -T \\log \\sum_j \\exp(-\\lVert x_i - c_j \\rVert^2 / T),
+
+    summed with the weights. Its gradient with respect to ``c_j`` is
+    ``2 sum_i w_i r_ij (c_j - x_i)`` with the softmax responsibilities
+    ``r_ij = softmax_j(-||x_i - c_j||^2 / T)``: every point pulls every centroid, in
+    proportion to how much it belongs to it, and the stationary points are the soft
+    (fuzzy) means ``c_j = sum_i r_ij x_i / sum_i r_ij``. The loss lies between
+    ``min_j ||x_i - c_j||^2 - T log k`` and ``min_j ||x_i - c_j||^2``, so as the
+    temperature goes to 0 it tends to the k-means inertia, the responsibilities to the
+    nearest-centroid labels, and the minimisers to Lloyd's fixed points. A high
+    temperature blurs clusters together (at very high temperature every centroid goes
+    to the mean of the data).
+
+    The data are centred and measured in units of their standard deviation ``s`` (the
+    square root of the mean per-feature variance, as :func:`kmeans`'s ``tol``), so that
+    ``temperature`` and ``lr`` mean the same on any data: the softmax uses
+    ``T = temperature * s**2`` and the optimizer moves ``c / s``.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor, shape (n, d)
+        Data, NumPy or torch on any device (the optimisation runs on that device).
+        float32 and float64 are kept; integers and float16 are upcast.
+    k : int
+        Number of clusters, ``1 <= k <= n``.
+    temperature : float
+        Softness, ``> 0``, relative to the data's variance (see above).
+    init : {"k-means++", "random"} or array of shape (k, d)
+        As in :func:`kmeans`, with the same draws: the same ``seed`` starts both from the
+        same centroids.
+    max_iter : int
+        Maximum number of optimizer steps (0 returns the initial centroids).
+    lr : float, optional
+        Learning rate, in units of ``s``; by default 0.05 for Adam and 0.5 for SGD (with
+        momentum 0.9).
+    optimizer : {"adam", "sgd"}
+        ``torch.optim.Adam`` or ``torch.optim.SGD`` (momentum 0.9).
+    tol : float
+        Stop when a step moves the centroids by at most ``tol`` times the mean
+        per-feature variance (sum of squared moves, :func:`kmeans`'s rule; one wait for
+        the device per step). ``tol=0`` runs exactly ``max_iter`` steps.
+    seed : int
+        Seed of the initialisation; the optimisation itself has no randomness.
+    weights : array_like, shape (n,), optional
+        Non-negative sample weights (not all zero): a point of weight 2 counts twice.
+    chunk_size : int, optional
+        Rows per (rows, k) block. Each block is back-propagated on its own (its gradient
+        accumulated in the parameter), so memory holds one block and its autograd
+        intermediates, never the (n, k) matrix; by default sized from the memory budget
+        (:data:`clusterlab.engines.base.BLOCK_BUDGET`).
+
+    Returns
+    -------
+    KMeansResult
+        ``centroids`` (k, d) same kind and device as ``x``; ``labels`` (n,) nearest
+        centroid (hard labels); ``inertia`` the sum of (weighted) squared distances to the
+        nearest centroid, computed exactly as :func:`kmeans` does (so the two compare);
+        ``n_iter`` the number of optimizer steps; ``history`` one dict per step with
+        ``obj`` (the soft loss, summed over the points, at the centroids the step's
+        gradient was taken at), ``inertia`` (the hard objective at the same centroids),
+        ``time`` (seconds since the start) and ``shift`` (sum of squared centroid moves of
+        the step).
+
+    Raises
+    ------
+    ImportError
+        Without PyTorch (autograd is the point).
+
+    Examples
+    --------
+    >>> import clusterlab as cl
+    >>> x, y, centers = cl.data.make_six_blobs(seed=0)
+    >>> res = cl.soft_kmeans(x, 6, temperature=0.01, seed=0)
+    >>> res.centroids.shape
+    (6, 2)
+    """
+    x = check_array(x, "x")
+    n, d = x.shape
+    k = check_k(k, n)
+    temperature = check_float(temperature, "temperature", positive=True)
+    max_iter = check_count(max_iter, "max_iter", low=0)
+    optimizer = check_choice(optimizer, "optimizer", OPTIMIZERS)
+    lr = SOFT_LR[optimizer] if lr is None else check_float(lr, "lr", positive=True)
+    tol = check_float(tol, "tol", nonnegative=True)
+    seed = check_seed(seed)
+    chunk_size = check_rows(chunk_size, "chunk_size", n)
+    w = check_weights(weights, x)
+    given = _check_init(init, x, k)
+    torch = _torch("soft_kmeans")
+    f = _scale.factor(x)
+    if f != 1.0:  # far from 1: optimise on x * 2**e (exact) and scale the results back
+        res = soft_kmeans(
+            x * f, k, temperature=temperature, init=init if given is None else given * f,
+            max_iter=max_iter, lr=lr, optimizer=optimizer, tol=tol, seed=seed, weights=w,
+            chunk_size=chunk_size,
+        )
+        return _unscale_result(res, f)
+
+    eng = get_engine("torch", x)
+    we = None if w is None else eng.from_input(w)
+    xp, offset, x_sq = _prepare(eng, x, we, "euclidean")  # centred rows, (n,) squared norms
+    total_w = float(n) if we is None else float(we.sum())
+    (var,) = eng.scalars((x_sq if we is None else x_sq * we).sum() / total_w / d)
+    var = var if var > 0 else 1.0  # all points equal: any unit will do
+    s, t_abs = math.sqrt(var), temperature * var
+    c0 = _initial(eng, xp, k, we, np.random.default_rng(seed), init, given, offset, x_sq)
+
+    u = torch.nn.Parameter(c0 / s)  # (k, d) the centroids in units of s
+    if optimizer == "adam":
+        opt = torch.optim.Adam([u], lr=lr)
+    else:
+        opt = torch.optim.SGD([u], lr=lr, momentum=0.9)
+    rows = chunk_rows(n, k, xp.element_size() * _AUTOGRAD_BLOCKS, eng.device_type, chunk_size)
+    scale = 1.0 / (total_w * var)  # the loss optimised is dimensionless: mean loss / s**2
+    stats, marks, start = [], [], eng.mark()
+    with torch.enable_grad(), _cpu_threads(torch, eng, rows * k * d) as adjust_threads:
+        for _ in range(max_iter):
+            adjust_threads()
+            opt.zero_grad()
+            soft = hard = torch.zeros((), dtype=torch.float64, device=xp.device)
+            for i in range(0, n, rows):
+                c = u * s  # (k, d)
+                # (B, k) squared distances, ||x||^2 - 2 x.c + ||c||^2 on centred rows
+                dist = torch.addmm(x_sq[i:i + rows, None], xp[i:i + rows], c.T, alpha=-2.0)
+                dist = (dist + (c * c).sum(1)).clamp_min(0.0)
+                loss = -t_abs * torch.logsumexp(dist / -t_abs, dim=1)  # (B,) soft minimum
+                near = dist.detach().amin(1)  # (B,) hard minimum
+                if we is not None:
+                    loss, near = loss * we[i:i + rows], near * we[i:i + rows]
+                block = loss.sum()
+                (block * scale).backward()  # frees this block's graph; the gradient adds up
+                soft = soft + block.detach().double()
+                hard = hard + near.sum(dtype=torch.float64)
+            before = u.detach().clone()
+            opt.step()
+            shift = ((u.detach() - before) ** 2).sum() * var
+            stats.append((soft, hard, shift))
+            marks.append(eng.mark())
+            if tol > 0 and eng.scalars(shift)[0] <= tol * var:  # the step's one wait
+                break
+    c = u.detach() * s
+    dist, labels = eng.assign(xp, c, metric="euclidean", x_sq=x_sq, chunk_size=chunk_size)
+    values = eng.scalars(eng.total(dist, we), *[v for row in stats for v in row])
+    history = [
+        {"obj": values[1 + 3 * i], "inertia": values[2 + 3 * i], "time": t,
+         "shift": values[3 + 3 * i]}
+        for i, t in enumerate(eng.seconds(start, marks))
+    ]
+    return KMeansResult(
+        centroids=eng.to_output(_unframe(c, offset), x),
+        labels=eng.to_output(labels, x),
+        inertia=float(values[0]),
+        n_iter=len(history),
+        history=history,
+    )
+
+
+
+def _is_loader(data) -> bool:
+    """True for a ``torch.utils.data.DataLoader`` (checked without importing torch)."""
+    return any(
+        t.__module__.startswith("torch.utils.data") and t.__name__ == "DataLoader"
+        for t in type(data).__mro__
+    )
+
+
+def _loader_batches(torch, loader, *, d=None, dtype=None, device=None):
+    """The rows of each batch a DataLoader yields: checked, in one dtype, on one device.
+
+    A batch is a tensor (or array) of shape (rows, d), or a tuple/list whose first item
+    is one (``TensorDataset`` yields ``(x,)``, labelled data ``(x, y)``). Each is checked
+    as :func:`kmeans` checks ``x`` (on its own device, before it moves), with the batch's
+    number in the message. ``d``, ``dtype`` and ``device`` default to the first batch's.
+    """
+    for i, batch in enumerate(loader):
+        b = batch[0] if isinstance(batch, (tuple, list)) and len(batch) else batch
+        if isinstance(b, (dict, str, bytes)):
+            raise TypeError(
+                f"batch {i} of data is a {type(b).__name__}; the DataLoader must yield "
+                "tensors of shape (rows, d) or tuples whose first item is one"
+            )
+        b = check_array(b, f"batch {i} of data")  # (rows, d)
+        if not isinstance(b, torch.Tensor):  # a collate_fn that returns NumPy arrays
+            b = torch.from_numpy(np.ascontiguousarray(b))
+        if d is None:
+            d, dtype = b.shape[1], b.dtype
+            device = b.device if device is None else device
+        elif b.shape[1] != d:
+            raise ValueError(f"batch {i} of data has {b.shape[1]} features, the first batch had {d}")
+        yield b.to(device=device, dtype=dtype)
+
+
+def _sculley(eng, c, batches, n_epochs, chunk_size, adjust_threads):
+    """Sculley's mini-batch updates of centroids ``c`` (k, d) over ``n_epochs`` passes.
+
+    ``batches()`` yields (B, d) rows in the frame of ``c``. Returns the centroids, the
+    (k,) counts and one ``(obj, shift, n_empty, n_steps)`` row and device mark per epoch.
+    """
+    k = c.shape[0]
+    counts = c[:, 0] * 0  # (k,) points each centre has received, in the data's dtype
+    stats, marks, start = [], [], eng.mark()
+    for _ in range(n_epochs):
+        obj, shift, n_steps = eng.total(counts) * 0, counts.sum() * 0, 0
+        for bp in batches():
+            adjust_threads()
+            dist, labels = eng.assign(bp, c, metric="euclidean", x_sq=eng.row_sqnorms(bp),
+                                      chunk_size=chunk_size)  # (B,), (B,)
+            sums, cnt = eng.cluster_sums(bp, labels, None, k)  # (k, d), (k,)
+            counts = counts + cnt
+            got = cnt > 0  # (k,)
+            one = cnt * 0 + 1
+            rate = eng.where(got, cnt / eng.where(got, counts, one), cnt * 0)  # n_j / count_j
+            mean = sums / eng.where(got, cnt, one)[:, None]  # (k, d) the batch's means
+            new_c = c + rate[:, None] * (mean - c)  # = every point at rate 1 / count in turn
+            shift = shift + eng.row_sqnorms(new_c - c).sum()
+            obj = obj + eng.total(dist)
+            c, n_steps = new_c, n_steps + 1
+        stats.append((obj, shift, (counts <= 0).sum(), n_steps))
+        marks.append(eng.mark())
+    return c, counts, stats, start, marks
+
+
+def minibatch_kmeans(
+    data,
+    k,
+    *,
+    batch_size=None,
+    n_epochs=10,
+    init="k-means++",
+    init_size=None,
+    shuffle=True,
+    seed=0,
+    device=None,
+    backend="auto",
+    chunk_size=None,
+):
+    """Mini-batch k-means (Sculley 2010) over a ``torch.utils.data.DataLoader``.
+
+    For data that do not fit in memory (or on the device) at once: the centroids are
+    updated from one batch at a time. Each batch is assigned to the current centroids
+    (the engine's :func:`assign` kernel); every centre then takes its new points into a
+    running mean, each point with learning rate ``1 / count``, ``count`` being the
+    number of points the centre has received so far. Done point by point that is
+    Sculley's algorithm; for a whole batch it adds up to
+    ``c_j <- c_j + (n_j / count_j) (mean_j - c_j)`` (``n_j`` points of the batch, with
+    mean ``mean_j``), which is what is computed. With one batch of all the data the
+    first epoch is exactly one Lloyd step; later epochs average with what came before,
+    so the steps shrink (``1 / count``) and the centroids settle at or near a Lloyd
+    fixed point -- slowly after a poor start: after T epochs of one batch, a centroid is
+    the average of its T batch means, and the first ones are forgotten only as 1 / T.
+
+    A centre that receives no point keeps its place: there is no empty-cluster repair,
+    as in Sculley's algorithm (``history`` counts such centres).
+
+    Parameters
+    ----------
+    data : torch.utils.data.DataLoader, array_like or torch.Tensor
+        A DataLoader yielding tensors of shape (rows, d), or tuples ``(x, ...)`` whose
+        first item is one (each batch is checked as ``x`` is in :func:`kmeans`); or an
+        (n, d) array or tensor, which is wrapped in a DataLoader over its rows
+        (``batch_size`` rows a batch, one gather each, reshuffled every epoch when
+        ``shuffle``).
+    k : int
+        Number of clusters: ``k <= n`` for an array, at most the rows of the initial
+        sample for a DataLoader.
+    batch_size : int, optional
+        Rows per batch for an array (default 1024, at most n). A DataLoader has its
+        own: passing one with a DataLoader is an error.
+    n_epochs : int
+        Passes over the data, every batch once per pass.
+    init : {"k-means++", "random"} or array of shape (k, d)
+        Greedy k-means++ (as :func:`kmeans_plusplus`) or k random rows, drawn from the
+        first ``init_size`` rows of the first batches; or given centroids.
+    init_size : int, optional
+        Rows of the initial sample: by default three batches (``3 * batch_size``), at
+        least ``3 * k``, at most the rows there are. They must represent the data: a
+        DataLoader over rows sorted by cluster should shuffle.
+    shuffle : bool
+        For an array: a new random order of the rows every epoch (seeded by ``seed``).
+        A DataLoader keeps its own order (pass it a seeded ``generator=``).
+    seed : int
+        Seed of the initial draws and of an array's shuffling.
+    device : str or torch.device, optional
+        For a DataLoader: where the centroids live and every batch is moved to (e.g.
+        ``"cuda"`` for batches the loader makes on the CPU); by default the first
+        batch's device. An array is clustered on its own device (move it first).
+    backend : {"auto", "numpy", "torch", "keops", "triton"}
+        Engine of the assignments and sums, as in :func:`kmeans`.
+    chunk_size : int, optional
+        Rows per (rows, k) block of a batch's assignment; by default from the budget.
+
+    Returns
+    -------
+    KMeansResult
+        ``centroids`` (k, d): for an array the same kind and device as ``data``; for a
+        DataLoader a torch tensor on ``device``. For an array, ``labels`` (n,) and
+        ``inertia`` come from one final pass of the assignment over all the rows,
+        exactly as :func:`kmeans` computes them. For a DataLoader, ``labels`` is
+        ``None`` (a shuffling loader's order is not the data's; call :func:`assign` on
+        the rows you need) and ``inertia`` is the sum of squared distances over one
+        final pass of the loader. ``n_iter`` is the number of epochs; ``history`` has one
+        dict per epoch: ``obj`` (the sum over the epoch of each batch's squared
+        distances to the centroids it was assigned to at the time: an estimate of the
+        inertia that costs nothing), ``time``, ``shift`` (sum of squared centroid moves
+        over the epoch), ``n_steps`` (batches) and ``n_empty`` (centres that have
+        received no point yet).
+
+    Examples
+    --------
+    >>> import clusterlab as cl
+    >>> x, y, centers = cl.data.make_six_blobs(seed=0)
+    >>> res = cl.minibatch_kmeans(x, 6, batch_size=256, n_epochs=5, seed=0)
+    >>> res.centroids.shape
+    (6, 2)
+    """
+    from clusterlab.engines import BACKENDS
+
+    n_epochs = check_count(n_epochs, "n_epochs", low=1)
+    seed = check_seed(seed)
+    if not isinstance(shuffle, bool):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r} ({type(shuffle).__name__})")
+    check_choice(backend, "backend", BACKENDS)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    if init_size is not None:
+        init_size = check_int(init_size, "init_size", low=1)
+    if _is_loader(data):
+        if batch_size is not None:
+            raise ValueError(
+                f"batch_size={batch_size!r} was given with a DataLoader, which has its own "
+                "batch size; leave batch_size=None (or pass an array)"
+            )
+        k = check_int(k, "k", low=1)
+        return _minibatch_loader(data, k, n_epochs=n_epochs, init=init, init_size=init_size,
+                                 seed=seed, device=device, backend=backend, chunk_size=chunk_size)
+    if device is not None:
+        raise ValueError(
+            f"device={device!r} is for a DataLoader; an array is clustered on its own "
+            "device (move it there first)"
+        )
+    x = check_array(data, "data")
+    n, d = x.shape
+    k = check_k(k, n)
+    step = check_rows(1024 if batch_size is None else batch_size, "batch_size", n)
+    given = _check_init(init, x, k)
+    torch = _torch("minibatch_kmeans")
+    f = _scale.factor(x)
+    if f != 1.0:  # far from 1: cluster x * 2**e (exact) and scale the results back
+        res = minibatch_kmeans(
+            x * f, k, batch_size=step, n_epochs=n_epochs,
+            init=init if given is None else given * f, init_size=init_size,
+            shuffle=shuffle, seed=seed, backend=backend, chunk_size=chunk_size,
+        )
+        return _unscale_result(res, f)
+    init_size = min(n, max(3 * step, 3 * k) if init_size is None else init_size)
+
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+    eng = get_engine(backend, x)
+    xp, offset, x_sq = _prepare(eng, x, None, "euclidean")  # centred once
+    rows = torch.as_tensor(xp)  # (n, d), no copy
+    # A DataLoader of index batches: one gather per batch, not one __getitem__ per row.
+    if shuffle:
+        order = RandomSampler(range(n), generator=torch.Generator().manual_seed(seed))
+    else:
+        order = SequentialSampler(range(n))
+    loader = DataLoader(torch.utils.data.TensorDataset(rows), batch_size=None,
+                        sampler=BatchSampler(order, step, drop_last=False))
+
+    def batches():
+        for (b,) in loader:
+            yield eng.from_input(b)
+
+    taken, got = [], 0  # the initial sample: the first init_size rows of the first batches
+    for (b,) in loader:
+        taken.append(b[: init_size - got])
+        got += len(taken[-1])
+        if got >= init_size:
+            break
+    sample = eng.from_input(torch.cat(taken))
+    rng = np.random.default_rng(seed)
+    c = _initial(eng, sample, k, None, rng, init, given, offset, eng.row_sqnorms(sample))
+    with _cpu_threads(torch, eng, step * k * d) as adjust_threads:
+        c, _, stats, start, marks = _sculley(eng, c, batches, n_epochs, chunk_size,
+                                             adjust_threads)
+        # one pass of the assignment over all the rows, as kmeans scores its result
+        dist, labels = eng.assign(xp, c, metric="euclidean", x_sq=x_sq, chunk_size=chunk_size)
+        inertia = eng.total(dist)
+    return _minibatch_result(eng, c, offset, x, eng.to_output(labels, x), inertia, stats,
+                             start, marks)
+
+
+def _minibatch_loader(loader, k, *, n_epochs, init, init_size, seed, device, backend,
+                      chunk_size):
+    """:func:`minibatch_kmeans` over a DataLoader (arguments checked)."""
+    torch = _torch("minibatch_kmeans")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
+    taken, got, first = [], 0, None  # the initial sample: rows of the first batches
+    batches = _loader_batches(torch, loader, device=device)
+    for b in batches:
+        if first is None:
+            first = b
+            if init_size is None:
+                init_size = max(3 * len(b), 3 * k)
+        taken.append(b[: init_size - got])
+        got += len(taken[-1])
+        if got >= init_size:
+            break
+    batches.close()  # ends the loader's iterator (and its workers)
+    if first is None:
+        raise ValueError("data is a DataLoader that yields no batch")
+    d, dtype, dev = first.shape[1], first.dtype, first.device
+    given = _check_init(init, first, k)
+    sample = torch.cat(taken)
+    if given is None and len(sample) < k:
+        raise ValueError(
+            f"k={k} is larger than the {len(sample)} rows of the initial sample "
+            f"(init_size={init_size}): the DataLoader yields fewer than k rows"
+        )
+    eng = get_engine(backend, first)
+    sp, offset, s_sq = _prepare(eng, eng.from_input(sample), None, "euclidean")
+    c = _initial(eng, sp, k, None, np.random.default_rng(seed), init, given, offset, s_sq)
+
+    def centred():  # (B, d) rows in the frame of the sample's mean
+        for b in _loader_batches(torch, loader, d=d, dtype=dtype, device=dev):
+            yield eng.from_input(b) - offset
+
+    with _cpu_threads(torch, eng, len(first) * k * d) as adjust_threads:
+        c, _, stats, start, marks = _sculley(eng, c, centred, n_epochs, chunk_size,
+                                             adjust_threads)
+        inertia = eng.total(c[:1, 0]) * 0  # one pass of the loader with the final centroids
+        for bp in centred():
+            dist, _ = eng.assign(bp, c, metric="euclidean", x_sq=eng.row_sqnorms(bp),
+                                 chunk_size=chunk_size)
+            inertia = inertia + eng.total(dist)
+    return _minibatch_result(eng, c, offset, first, None, inertia, stats, start, marks)
+
+
+def _minibatch_result(eng, c, offset, like, labels, inertia, stats, start, marks):
+    values = eng.scalars(inertia, *[v for row in stats for v in row[:3]])
+    history = [
+        {"obj": values[1 + 3 * i], "time": t, "shift": values[2 + 3 * i],
+         "n_steps": stats[i][3], "n_empty": int(values[3 + 3 * i])}
+        for i, t in enumerate(eng.seconds(start, marks))
+    ]
+    return KMeansResult(
+        centroids=eng.to_output(_unframe(c, offset), like),
+        labels=labels,
+        inertia=float(values[0]),
+        n_iter=len(history),
+        history=history,
+    )
