@@ -111,30 +111,439 @@ def _torch(a, dtype=None):
 
 
 # --------------------------------------------------------------------------------------
+# setup and data (notebooks 00 and 01), and the watch these checks and check_assign use
+# --------------------------------------------------------------------------------------
+
+__all__ += [
+    "check_bytes_of",
+    "check_distance_shares",
+    "check_four_datasets",
+    "check_largest_n",
+    "check_standardise",
+]
+
+
+class _TooManySteps(Exception):
+    """Raised inside the watched function once it has run more Python steps than allowed."""
+
+
+def _traced(fn, *args, max_steps=None):
+    """Run ``fn(*args)`` and record how it ran, without any clock.
+
+    Returns a dict: ``out`` (the result; None when stopped), ``steps`` (Python ``call``
+    and ``line`` events in every frame, so a Python loop over n items costs at least n
+    steps), ``stopped`` (True when ``max_steps`` was passed and the run was cut short),
+    ``peak`` (the most bytes allocated at once while it ran, NumPy arrays included, as
+    :mod:`tracemalloc` sees them) and ``modules`` (the modules whose Python code ran).
+    Exceptions from ``fn`` (``NotImplementedError`` included) propagate.
+    """
+    import sys
+    import tracemalloc
+
+    info = {"steps": 0, "modules": set(), "stopped": False}
+
+    def local(frame, event, arg):
+        info["steps"] += 1
+        if max_steps is not None and info["steps"] > max_steps:
+            raise _TooManySteps
+        return local
+
+    def on_call(frame, event, arg):
+        info["modules"].add(frame.f_globals.get("__name__", ""))
+        return local(frame, event, arg)
+
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    before = tracemalloc.get_traced_memory()[0]
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        info["out"] = fn(*args)
+    except _TooManySteps:
+        info["out"], info["stopped"] = None, True
+    finally:
+        sys.settrace(previous)
+        info["peak"] = max(tracemalloc.get_traced_memory()[1] - before, 0)
+        if started:
+            tracemalloc.stop()
+    return info
+
+
+def _package_problem(info, what):
+    """A message when the watched run used clusterlab's own code (the answer itself)."""
+    used = sorted(
+        m for m in info["modules"] if m.startswith("clusterlab.") and m != "clusterlab.checks"
+    )
+    if used:
+        return f"it calls clusterlab's own code ({', '.join(used)}): write {what} yourself"
+    return None
+
+
+def _bytes_problem(info, limit, what):
+    """A message when the watched run allocated more than ``limit`` bytes at once."""
+    if info["peak"] > limit:
+        return (
+            f"it allocated {info['peak']:,} bytes while it ran (more than {limit:,}): {what}"
+        )
+    return None
+
+
+def _python_int_problem(got, want, what):
+    if isinstance(got, bool) or not isinstance(got, int):
+        return f"returned {type(got).__name__} {got!r}, expected a Python int (wrap it in int())"
+    if got != want:
+        return f"returned {got:,}, expected {want:,}{what}"
+    return None
+
+
+def check_bytes_of(fn):
+    """Check ``fn(shape, dtype) -> int``: the bytes of an array, computed without making it.
+
+    ``dtype`` is a NumPy dtype, a type such as ``np.float32`` or a name such as
+    ``"float64"``; the result must be a Python ``int``. The function runs under a
+    memory watch: allocating the array (``np.empty(shape, dtype).nbytes``), even lazily,
+    fails the check with the bytes it took (more than 4 KiB at once).
+    """
+
+    def case(shape, dtype, want):
+        return (
+            f"bytes_of({shape}, {np.dtype(dtype).name}) = {want:,}",
+            lambda: (shape, dtype),
+            lambda info, shape, dtype: (
+                _python_int_problem(info["out"], want, "")
+                or _bytes_problem(
+                    info, 4096, "compute the size from the shape and np.dtype(dtype).itemsize, "
+                    "without making the array"
+                )
+            ),
+        )
+
+    return _run(
+        "check_bytes_of",
+        lambda shape, dtype: _traced(fn, shape, dtype),
+        [
+            case((1_500, 2), np.float32, 12_000),
+            case((10,), "float64", 80),
+            case((), np.float32, 4),
+            case((0, 64), np.float32, 0),
+            case((1_000_000, 1_000), np.dtype("float32"), 4_000_000_000),
+            case((100_000, 1_000, 64), np.float16, 12_800_000_000),
+        ],
+    )
+
+
+def check_largest_n(fn):
+    """Check ``fn(row_shape, dtype, budget) -> int``: the most rows that fit in ``budget``.
+
+    The answer is the largest N with ``N * prod(row_shape) * itemsize <= budget`` bytes, a
+    Python ``int``. The technique is one integer division: a search that counts N up one
+    row at a time (more than 10,000 Python steps), an allocation of more than 4 KiB, or a
+    float division (wrong by one for budgets beyond 2**53 bytes) fails the check.
+    """
+
+    def case(label, row_shape, dtype, budget, want, hint=""):
+        return (
+            label,
+            lambda: (row_shape, dtype, budget),
+            lambda info, *args: (
+                (
+                    "it counted N up one row at a time (more than 10,000 Python steps): "
+                    "divide the budget by the bytes of one row instead"
+                )
+                if info["stopped"]
+                else _python_int_problem(info["out"], want, hint)
+                or _bytes_problem(info, 4096, "no array is needed, only arithmetic")
+            ),
+        )
+
+    def call(row_shape, dtype, budget):
+        return _traced(fn, row_shape, dtype, budget, max_steps=10_000)
+
+    float_hint = (
+        " (a float division rounds at this size: use the integer division budget // row_bytes)"
+    )
+    return _run(
+        "check_largest_n",
+        call,
+        [
+            case("N × 1,000 float32 in 1 GiB", (1_000,), np.float32, 2**30, 268_435),
+            case("N × 1,000 × 64 float32 in 1 GiB", (1_000, 64), np.float32, 2**30, 4_194),
+            case("an exact fit: 10 rows of 2 float64 in 160 bytes", (2,), "float64", 160, 10),
+            case("not even one row: 3 float32 in 11 bytes", (3,), np.float32, 11, 0),
+            case(
+                "a budget beyond 2**53 bytes",
+                (3,),
+                np.int8,
+                3 * 2**55 - 1,
+                2**55 - 1,
+                float_hint,
+            ),
+        ],
+    )
+
+
+def check_four_datasets(fn):
+    """Check ``fn() -> matplotlib Figure``: the four 2-D data sets of notebook 01 on a 2×2 grid.
+
+    The six blobs (1,500 points, 6 blobs), the scaled blobs (300, 4), the moons (400, 2) and
+    the digits' 2-D projection (1,797, 10) must each fill one of four axes, with a title,
+    coloured by their true labels: the largest scatter of each axes must hold the data
+    set's points in as many colours as it has classes.
+    """
+    from matplotlib.figure import Figure
+
+    expected = {1_500: ("six blobs", 6), 300: ("scaled blobs", 4), 400: ("moons", 2),
+                1_797: ("digits (2-D)", 10)}
+
+    def judge(fig):
+        if not isinstance(fig, Figure):
+            return f"expected a matplotlib Figure (plt.subplots returns it), got {type(fig).__name__}"
+        axes = fig.get_axes()
+        if len(axes) != 4:
+            return f"the figure has {len(axes)} axes, expected 4 (plt.subplots(2, 2))"
+        seen = {}
+        for i, ax in enumerate(axes):
+            sizes = [len(c.get_offsets()) for c in ax.collections]
+            if not sizes or max(sizes) == 0:
+                return f"axes {i} has no scatter of points"
+            points = ax.collections[int(np.argmax(sizes))]
+            n = len(points.get_offsets())
+            if n not in expected:
+                return (
+                    f"axes {i} shows {n:,} points; expected one of the data sets "
+                    f"({', '.join(f'{name}: {m:,}' for m, (name, _) in expected.items())})"
+                )
+            name, classes = expected[n]
+            if n in seen:
+                return f"axes {seen[n]} and {i} both show the {name}"
+            seen[n] = i
+            points.update_scalarmappable()  # colours given as numbers are mapped at draw time
+            colours = np.unique(np.round(np.asarray(points.get_facecolors()), 4), axis=0)
+            if len(colours) != classes:
+                return (
+                    f"axes {i} ({name}) has its points in {len(colours)} colour(s), expected "
+                    f"{classes}: colour them by their true labels (labels=...)"
+                )
+            if not ax.get_title():
+                return f"axes {i} ({name}) has no title (title=...)"
+        return None
+
+    return _run("check_four_datasets", fn, [("2×2 grid, true labels, titles", tuple, judge)])
+
+
+def _standardise_reference(x):
+    x = np.asarray(x, dtype=np.float64)
+    std = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(std == 0, 1.0, std)
+
+
+def check_standardise(fn):
+    """Check ``fn(x (n, d)) -> (n, d)``: each column to mean 0 and standard deviation 1.
+
+    As scikit-learn's ``StandardScaler().fit_transform(x)``: the population standard
+    deviation (``ddof=0``), a constant column divided by 1 (never NaN), the input left
+    unchanged. One case is float32 data 10,000 units from the origin with a spread of 10,
+    where the one-pass variance mean(x²) − mean(x)² cancels to noise (subtract the mean
+    first). Calling scikit-learn fails the check: the exercise is to write it.
+    """
+    rng = np.random.default_rng(1)
+    const = rng.normal(size=(50, 3))
+    const[:, 1] = 7.0
+    far = (1e4 + 10.0 * rng.normal(size=(500, 2))).astype(np.float32)
+    cases = [
+        ("4 blobs, float32", _blobs(5, n=300, k=4)[0].astype(np.float32), 1e-4),
+        ("offset 1e4, scale 1e3 (float64)", 1e4 + 1e3 * rng.normal(size=(200, 4)), 1e-6),
+        ("a constant column", const, 1e-6),
+        ("one feature", rng.uniform(size=(30, 1)), 1e-6),
+        ("float32, 10,000 from the origin, spread 10", far, 3e-3),
+    ]
+
+    def case(label, x, atol):
+        def judge(info, x_in):
+            if any(m == "sklearn" or m.startswith("sklearn.") for m in info["modules"]):
+                return (
+                    "it calls scikit-learn: write it with NumPy (subtract the column means, "
+                    "divide by the column standard deviations)"
+                )
+            if not np.array_equal(x_in, x):
+                return "the input was modified: work on a new array (x - mean makes one)"
+            got = to_numpy(info["out"])
+            problem = _close_problem(got, _standardise_reference(x), "result", rtol=0, atol=atol)
+            if problem and np.abs(x).max() > 1e3 and x.dtype == np.float32:
+                problem += (
+                    " (far from the origin in float32: mean(x²) − mean(x)² cancels; "
+                    "subtract the mean first, then square)"
+                )
+            return problem
+
+        return label, lambda: (x.copy(),), judge
+
+    return _run("check_standardise", lambda x: _traced(fn, x), [case(*c) for c in cases])
+
+
+def check_distance_shares(fn):
+    """Check ``fn(x (n, d)) -> (d,)``: each feature's share of the squared distances.
+
+    Feature j contributes ``(x_ij - x_kj)**2`` to the squared distance between points i and
+    k; over all pairs that averages ``2 var(x_j)``, so the shares are ``var_j / sum(var)``
+    (they add up to 1). Cases: stretched and standardised data, a constant column (share
+    0), float32 data 10,000 units from the origin (the one-pass variance cancels there),
+    and 3,000 points under a watch: a table of all n² pairs (more than 64 bytes per
+    value of x at once) or a Python loop over the points fails the check.
+    """
+    rng = np.random.default_rng(2)
+    blobs = _blobs(6, n=300, k=4)[0]
+    const = rng.normal(size=(80, 3))
+    const[:, 2] = -3.0
+    far = (1e4 + rng.normal(size=(500, 3)) * np.array([10.0, 1.0, 0.1])).astype(np.float32)
+    big = rng.normal(size=(3_000, 2)) * np.array([1.0, 5.0])
+    cases = [
+        ("4 blobs", blobs),
+        ("4 blobs, feature 0 × 50", blobs * np.array([50.0, 1.0])),
+        ("a constant column", const),
+        ("float32, 10,000 from the origin, scales 10, 1, 0.1", far),
+        ("3,000 points", big),
+    ]
+
+    def case(label, x):
+        def judge(info, x_in):
+            n, d = x.shape
+            if info["stopped"]:
+                return (
+                    f"it ran more than {20 * n:,} Python steps for {n:,} points: a Python loop "
+                    "over points or pairs; use the variance of each column"
+                )
+            problem = _bytes_problem(
+                info, 64 * x.size + 2**20,
+                "a table of all pairs grows like n²; the mean of (a_i − a_k)² over all pairs "
+                "is 2·var(a)",
+            )
+            if problem:
+                return problem
+            var = np.asarray(x, dtype=np.float64).var(axis=0)
+            problem = _close_problem(info["out"], var / var.sum(), "shares", rtol=1e-4, atol=1e-6)
+            if problem and np.abs(x).max() > 1e3 and x.dtype == np.float32:
+                problem += (
+                    " (far from the origin in float32: mean(x²) − mean(x)² cancels; subtract "
+                    "the mean first)"
+                )
+            elif problem:
+                total = float(np.sum(to_numpy(info["out"])))
+                if not np.isclose(total, 1.0, rtol=1e-4):
+                    problem += f" (the shares add up to {total:.6g}, not 1)"
+            return problem
+
+        return label, lambda: (x.copy(),), judge
+
+    def call(x):
+        return _traced(fn, x, max_steps=20 * x.shape[0])
+
+    return _run("check_distance_shares", call, [case(*c) for c in cases])
+
+
+# --------------------------------------------------------------------------------------
 # k-means (notebooks 02 and 03)
 # --------------------------------------------------------------------------------------
 
 
-def check_assign(fn):
-    """Check ``fn(x (n, d), c (k, d)) -> labels (n,)``, the nearest centroid of each point."""
-    from clusterlab.kmeans import assign
+def _nearest_problem(out, x, c):
+    """A message when ``out`` is not the nearest centroid of each row of ``x`` (float64
+    distances; a label within rounding of the nearest one is accepted), else None."""
+    got = to_numpy(out)
+    n = x.shape[0]
+    problem = _shape_problem(got, (n,), "labels")
+    if problem:
+        return problem
+    if got.dtype.kind not in "iu":
+        return f"labels should be integers, got dtype {got.dtype} (argmin returns integers)"
+    xd, cd = to_numpy(x).astype(np.float64), to_numpy(c).astype(np.float64)
+    if n and (got.min() < 0 or got.max() >= len(cd)):
+        return f"labels must lie in 0..{len(cd) - 1}, got {got.min()}..{got.max()}"
+    d2 = ((xd[:, None, :] - cd[None, :, :]) ** 2).sum(2)  # (n, k) reference, float64
+    best = d2.min(1)
+    chosen = d2[np.arange(n), got]
+    wrong = np.flatnonzero(chosen > best + 1e-3 * (1.0 + best))
+    if not len(wrong):
+        return None
+    i = int(wrong[0])
+    message = (
+        f"{len(wrong)} of {n} points are not given their nearest centroid; first: point {i}, "
+        f"got {got[i]} (squared distance {chosen[i]:.4g}), nearest is {int(d2[i].argmin())} "
+        f"({best[i]:.4g})"
+    )
+    if np.abs(xd).max() > 1e3:
+        message += (
+            ". This is the precision trap: 10,000 units from the origin in float32, "
+            "‖x‖² ≈ 10⁸ and the expanded form ‖x‖² − 2x·c + ‖c‖² loses the distances to "
+            "cancellation. Centre first (subtract the centroids' mean from x and c), then expand"
+        )
+    return message
 
-    def case(seed, n, k, d):
+
+def check_assign(fn):
+    """Check ``fn(x (n, d), c (k, d)) -> labels (n,)``: the nearest centroid of each point,
+    without Python loops over the points, and right far from the origin.
+
+    A label is accepted when its float64 squared distance is the smallest up to rounding
+    (ties may go either way). Two cases are float32 data 10,000 units from the origin,
+    where the expanded form ``||x||^2 - 2 x.c + ||c||^2`` cancels the distances away
+    (hundreds of wrong labels) unless the data are centred first; subtracting directly
+    (``x[:, None] - c[None]``) or working in float64 passes too. The last case counts
+    the Python steps ``fn`` takes on 1,000 and on 11,000 points (no clock): a loop over
+    the points (``for``, a comprehension, ``map``, ``np.apply_along_axis``) grows with n
+    and fails; so does calling clusterlab's own assignment.
+    """
+    n_small, n_large = 1_000, 11_000
+    allowed = (n_large - n_small) // 4  # a loop over points takes >= 1 step per point
+
+    def case(seed, n, k, d, offset=None):
         def make():
             rng = np.random.default_rng(seed)
-            return rng.normal(size=(n, d)), rng.normal(size=(k, d))
+            if offset is None:
+                return rng.normal(size=(n, d)), rng.normal(size=(k, d))
+            x, _ = _blobs(seed, n=n, k=max(k, 2), d=d, spread=3.0)
+            c = x[rng.choice(n, size=k, replace=False)] + rng.normal(size=(k, d))
+            return (x + offset).astype(np.float32), (c + offset).astype(np.float32)
 
         return make
 
+    def watch_judge(out, x, c):
+        problem = _nearest_problem(out, x, c)
+        if problem:
+            return problem
+        small = _traced(fn, x, c)
+        problem = _package_problem(small, "the assignment")
+        if problem:
+            return problem
+        x_large = np.random.default_rng(15).normal(size=(n_large, x.shape[1]))
+        large = _traced(fn, x_large, c, max_steps=small["steps"] + allowed)
+        problem = _package_problem(large, "the assignment")
+        if problem:
+            return problem
+        if large["stopped"] or large["steps"] - small["steps"] > allowed:
+            return (
+                f"a Python loop over the points: {small['steps']:,} Python steps for "
+                f"{n_small:,} points, over {small['steps'] + allowed:,} for {n_large:,}. "
+                "Compute all n × k distances with array operations (broadcasting, or the "
+                "matrix product x @ c.T), then argmin over the centroids"
+            )
+        return _nearest_problem(large["out"], x_large, c)
+
     def judge(out, x, c):
-        return _labels_problem(out, to_numpy(assign(x, c)[1]))
+        return _nearest_problem(out, x, c)
 
     return _run(
         "check_assign",
         fn,
         [("200 points, k=5, d=2", case(11, 200, 5, 2), judge),
          ("500 points, k=17, d=8", case(12, 500, 17, 8), judge),
-         ("k=1", case(13, 50, 1, 3), judge)],
+         ("k=1", case(13, 50, 1, 3), judge),
+         ("float32, 10,000 from the origin, k=7, d=2", case(14, 1000, 7, 2, 1e4), judge),
+         ("float32, 10,000 from the origin, k=20, d=3", case(16, 2000, 20, 3, 1e4), judge),
+         (f"no Python loop over points ({n_small:,} vs {n_large:,} points)",
+          case(17, n_small, 5, 2), watch_judge)],
     )
 
 

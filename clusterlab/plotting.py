@@ -23,6 +23,8 @@ from clusterlab._validate import (
 from clusterlab.device import format_seconds
 
 __all__ = [
+    "animate_kmeans",
+    "animate_meanshift",
     "plot_cluster_sizes",
     "plot_clusters",
     "plot_elbow",
@@ -637,3 +639,382 @@ def plot_meanshift_state(
     if title is not None:
         ax.set_title(title)
     return ax
+
+
+#: The largest side of an animation frame, in pixels: every frame is one PNG in the
+#: HTML that ``FuncAnimation.to_jshtml()`` writes, so frames stay small.
+ANIMATION_MAX_PIXELS = 2000
+
+
+def _frames(name: str, value, shape_text: str) -> np.ndarray:
+    """A (t, ...) array from an array or a sequence of per-frame arrays, or raise."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} must hold at least one frame, got an empty sequence")
+        parts = [to_numpy(check_dense(v, f"{name}[{i}]")) for i, v in enumerate(value)]
+        shapes = {p.shape for p in parts}
+        if len(shapes) != 1:
+            raise ValueError(
+                f"{name} must be frames of one shape {shape_text}, got shapes {sorted(shapes)}"
+            )
+        return np.stack(parts)
+    return to_numpy(check_dense(value, name))
+
+
+def animate_kmeans(
+    x,
+    centroids,
+    labels=None,
+    *,
+    titles=None,
+    interval=700,
+    figsize=(4.5, 4.5),
+    dpi=72,
+    trail=True,
+    max_points=2000,
+    seed=0,
+):
+    """Lloyd's iterations as an animation: points coloured by label, centroids moving.
+
+    Frame ``i`` is :func:`plot_kmeans_state` of ``centroids[i]`` and ``labels[i]``, with
+    the path of every centroid through frames ``0 .. i``; the axes limits are the same
+    in every frame, so only the clustering moves. The figure is made without pyplot, so
+    nothing is shown until the animation is rendered: in a notebook,
+    ``IPython.display.HTML(anim.to_jshtml())`` embeds every frame as a PNG with play
+    controls, and the saved notebook plays it without a kernel.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d), d >= 2
+        Points; only columns 0 and 1 are drawn.
+    centroids : array-like of shape (t, k, d), or a sequence of t arrays (k, d)
+        The centroids of each frame, e.g. after 0, 1, ..., t-1 Lloyd updates:
+        ``[cl.kmeans(x, k, init=c0, max_iter=i, tol=0).centroids for i in range(t)]``.
+    labels : array-like of shape (t, n) of int, or a sequence of t arrays (n,), optional
+        The label of each point in each frame, in ``0 .. k-1``. By default each point's
+        nearest centroid of that frame (float64 squared distances).
+    titles : sequence of t str, optional
+        One title per frame; by default ``"iteration i: J = ..."`` with the inertia of
+        that frame's labels and centroids over all n points.
+    interval : int, default 700
+        Milliseconds between frames, >= 1.
+    figsize : (float, float), default (4.5, 4.5)
+        Figure size in inches.
+    dpi : int, default 72
+        Resolution; ``figsize * dpi`` is at most ``ANIMATION_MAX_PIXELS`` (2,000) pixels
+        a side, since every frame is stored as an image.
+    trail : bool, default True
+        Draw each centroid's path through the earlier frames.
+    max_points : int, default 2000
+        Above this many points a seeded random subset is drawn (the same in every
+        frame); labels and inertia still use every point.
+    seed : int, default 0
+        Seed of the subset.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+        ``t`` frames on one axes (``ax.collections[0]`` the points, ``[1]`` the
+        centroids, as in :func:`plot_kmeans_state`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before anything is drawn, naming the argument and its value: ``centroids`` not
+        of shape (t, k, d) with t >= 1 and d as in ``x``, or not finite; ``labels`` not
+        one row of n integers in ``0 .. k-1`` per frame; ``titles`` not t strings; a bad
+        ``interval``, ``figsize``, ``dpi``, ``trail``, ``max_points`` or ``seed``.
+    """
+    pts = _points_2d("x", x)
+    n, d = pts.shape
+    cents = _frames("centroids", centroids, f"(k, {d})")
+    if cents.ndim != 3:
+        raise ValueError(f"centroids must have shape (t, k, d), got shape {cents.shape}")
+    t, k = cents.shape[:2]
+    if t == 0 or k == 0:
+        raise ValueError(
+            f"centroids must hold at least one frame of at least one centroid, got shape "
+            f"{cents.shape}"
+        )
+    if cents.shape[2] != d:
+        raise ValueError(
+            f"centroids must have shape (t, k, {d}) like x of shape {pts.shape}, got shape "
+            f"{cents.shape}"
+        )
+    if cents.dtype.kind not in "iuf" or not np.all(np.isfinite(cents)):
+        raise ValueError("centroids must hold finite real numbers")
+    cents = cents.astype(np.float64)
+    if labels is None:
+        lab = np.empty((t, n), dtype=np.int64)
+        for i in range(t):
+            for s in range(0, n, 4096):  # (rows, k) blocks: memory bounded for any n
+                block = pts[s : s + 4096].astype(np.float64)
+                lab[i, s : s + 4096] = ((block[:, None, :] - cents[i][None]) ** 2).sum(2).argmin(1)
+    else:
+        lab = _frames("labels", labels, f"({n},)")
+        if lab.ndim != 2 or lab.shape != (t, n):
+            raise ValueError(
+                f"labels must have one row per frame of centroids and one label per point, "
+                f"shape ({t}, {n}), got shape {lab.shape}"
+            )
+        lab = np.stack([_int_labels(f"labels[{i}]", row, n) for i, row in enumerate(lab)])
+        if lab.min() < 0 or lab.max() >= k:
+            raise ValueError(
+                f"labels must index the {k} centroids (0 to {k - 1}), got values from "
+                f"{int(lab.min())} to {int(lab.max())}"
+            )
+    if titles is None:
+        p64 = pts.astype(np.float64)
+        titles = [
+            f"iteration {i}: J = {float(((p64 - cents[i][lab[i]]) ** 2).sum()):.4g}"
+            for i in range(t)
+        ]
+    else:
+        if isinstance(titles, str) or not hasattr(titles, "__len__") or len(titles) != t:
+            raise ValueError(f"titles must be a sequence of {t} strings (one per frame), got {titles!r}")
+        if not all(isinstance(s, str) for s in titles):
+            raise TypeError("titles must hold strings")
+        titles = list(titles)
+    interval = check_int(interval, "interval", low=1)
+    dpi = check_int(dpi, "dpi", low=1)
+    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__") or len(figsize) != 2:
+        raise TypeError(f"figsize must be (width, height) in inches, got {figsize!r}")
+    size = tuple(check_float(v, f"figsize[{i}]", positive=True) for i, v in enumerate(figsize))
+    if max(size) * dpi > ANIMATION_MAX_PIXELS:
+        raise ValueError(
+            f"figsize={figsize} at dpi={dpi} is {size[0] * dpi:.0f} x {size[1] * dpi:.0f} "
+            f"pixels; at most {ANIMATION_MAX_PIXELS} pixels a side (every frame is an image)"
+        )
+    if not isinstance(trail, (bool, np.bool_)):
+        raise TypeError(f"trail must be True or False, got {trail!r}")
+    max_points = check_int(max_points, "max_points", low=1)
+    seed = check_seed(seed)
+    if n > max_points:  # one subset for every frame
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
+        pts, lab = pts[idx], lab[:, idx]
+
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    both = np.concatenate([pts[:, :2], cents[:, :, :2].reshape(-1, 2)])
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    limits = (lo - pad, hi + pad)
+
+    def draw(i):
+        ax.clear()
+        plot_kmeans_state(
+            pts,
+            cents[i],
+            lab[i],
+            trail=cents[:i] if trail else None,
+            ax=ax,
+            title=titles[i],
+            max_points=max(len(pts), 1),
+        )
+        ax.set_xlim(limits[0][0], limits[1][0])
+        ax.set_ylim(limits[0][1], limits[1][1])
+        ax.set_aspect("equal", adjustable="box")
+        return ()
+
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.9)
+    return FuncAnimation(fig, draw, frames=t, interval=interval, blit=False)
+
+
+def _animation_figure(figsize, dpi):
+    """A pyplot-free Figure and axes for an animation, after checking its size."""
+    dpi = check_int(dpi, "dpi", low=1)
+    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__") or len(figsize) != 2:
+        raise TypeError(f"figsize must be (width, height) in inches, got {figsize!r}")
+    size = tuple(check_float(v, f"figsize[{i}]", positive=True) for i, v in enumerate(figsize))
+    if max(size) * dpi > ANIMATION_MAX_PIXELS:
+        raise ValueError(
+            f"figsize={tuple(figsize)} at dpi={dpi} is {size[0] * dpi:.0f} x "
+            f"{size[1] * dpi:.0f} pixels; at most {ANIMATION_MAX_PIXELS} a side (every "
+            "frame is stored as an image)"
+        )
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def animate_meanshift(
+    x,
+    trajectory,
+    labels=None,
+    centers=None,
+    *,
+    titles=None,
+    interval=400,
+    figsize=(4.5, 4.5),
+    dpi=72,
+    trails=40,
+    max_points=2000,
+    seed=0,
+):
+    """Mean shift as an animation: every point moving along its trajectory to a mode.
+
+    The data stay in place (light grey), the shifted points move frame by frame, coloured
+    by the cluster they end in, and the paths of a few of them are drawn as they grow;
+    the modes are marked in every frame. The axes limits are the same in every frame.
+    The figure is made without pyplot (nothing to close, nothing shown until rendered):
+    in a notebook, ``IPython.display.HTML(anim.to_jshtml())`` embeds every frame as a PNG
+    with play controls, and the saved notebook plays it without a kernel.
+
+    Parameters
+    ----------
+    x : array-like of shape (n, d), d >= 2
+        The data; only columns 0 and 1 are drawn.
+    trajectory : array-like of shape (t, n, d), or a sequence of t arrays (n, d)
+        Where the points are in each frame, e.g. after 0, 1, ..., t-1 steps:
+        ``[x] + [cl.meanshift(x, h, max_iter=s, tol=0).points for s in range(1, t)]``.
+    labels : array-like of shape (n,) of int, optional
+        The cluster each point ends in (its colour in every frame), e.g.
+        ``cl.meanshift(x, h).labels``; negative labels are drawn grey. By default each
+        point's nearest centre at the last frame when ``centers`` is given, else one
+        colour for all.
+    centers : array-like of shape (m, d), optional
+        The modes, drawn as large ``X`` markers in the colour of their label.
+    titles : sequence of t str, optional
+        One title per frame; by default ``"step i: median move ..."``, the median distance
+        the points moved since the previous frame.
+    interval : int, default 400
+        Milliseconds between frames, >= 1.
+    figsize : (float, float), default (4.5, 4.5)
+        Figure size in inches.
+    dpi : int, default 72
+        Resolution; ``figsize * dpi`` is at most ``ANIMATION_MAX_PIXELS`` (2,000) pixels
+        a side, since every frame is stored as an image.
+    trails : int, default 40
+        How many points (a seeded random choice) have their path drawn; 0 for none.
+    max_points : int, default 2000
+        Above this many points a seeded random subset is drawn (the same in every frame).
+    seed : int, default 0
+        Seed of the subsets.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+        ``t`` frames on one axes: ``ax.collections[0]`` the data, ``[1]`` the moving
+        points (their offsets are frame ``i``'s positions), ``[2]`` the centres when
+        given; ``ax.lines`` the ``trails`` paths.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Before anything is drawn, naming the argument and its value: ``trajectory`` not
+        of shape (t, n, d) with t >= 1 and (n, d) as ``x``, or not finite; ``labels`` not
+        n integers (in ``0 .. m-1`` when ``centers`` are given); ``centers`` not of width
+        d; ``titles`` not t strings; a bad ``interval``, ``figsize``, ``dpi``, ``trails``,
+        ``max_points`` or ``seed``.
+    """
+    data = _points_2d("x", x)
+    n, d = data.shape
+    traj = _frames("trajectory", trajectory, f"({n}, {d})")
+    if traj.ndim != 3 or traj.shape[0] == 0 or traj.shape[1:] != (n, d):
+        raise ValueError(
+            f"trajectory must have shape (t, {n}, {d}) with t >= 1, one frame of every point "
+            f"of x (shape {data.shape}), got shape {traj.shape}"
+        )
+    if traj.dtype.kind not in "iuf" or not np.all(np.isfinite(traj)):
+        raise ValueError("trajectory must hold finite real numbers")
+    traj = traj.astype(np.float64)
+    t = traj.shape[0]
+    cents = None
+    if centers is not None:
+        cents = _points_2d("centers", centers).astype(np.float64)
+        if cents.shape[1] != d:
+            raise ValueError(
+                f"centers must have shape (m, {d}) like x of shape {data.shape}, got shape "
+                f"{cents.shape}"
+            )
+    if labels is not None:
+        lab = _int_labels("labels", labels, n)
+        if cents is not None and lab.size and (lab.min() < 0 or lab.max() >= len(cents)):
+            raise ValueError(
+                f"labels must index the {len(cents)} centers (0 to {len(cents) - 1}), got "
+                f"values from {int(lab.min())} to {int(lab.max())}"
+            )
+    elif cents is not None:
+        lab = np.empty(n, dtype=np.int64)
+        for s in range(0, n, 4096):  # (rows, m) blocks: memory bounded for any n
+            block = traj[-1, s : s + 4096]
+            lab[s : s + 4096] = ((block[:, None, :] - cents[None]) ** 2).sum(2).argmin(1)
+    else:
+        lab = np.zeros(n, dtype=np.int64)
+    if titles is None:
+        moved = [0.0] + [
+            float(np.median(np.linalg.norm(traj[i] - traj[i - 1], axis=1))) for i in range(1, t)
+        ]
+        titles = ["step 0: the points start on the data"] + [
+            f"step {i}: median move {moved[i]:.2g}" for i in range(1, t)
+        ]
+    else:
+        if isinstance(titles, str) or not hasattr(titles, "__len__") or len(titles) != t:
+            raise ValueError(
+                f"titles must be a sequence of {t} strings (one per frame), got {titles!r}"
+            )
+        if not all(isinstance(s, str) for s in titles):
+            raise TypeError("titles must hold strings")
+        titles = list(titles)
+    interval = check_int(interval, "interval", low=1)
+    trails = check_int(trails, "trails", low=0)
+    max_points = check_int(max_points, "max_points", low=1)
+    seed = check_seed(seed)
+    fig, ax = _animation_figure(figsize, dpi)
+
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n) if n <= max_points else np.sort(rng.choice(n, max_points, replace=False))
+    data, traj, lab = data[idx], traj[:, idx], lab[idx]
+    path_idx = rng.choice(len(idx), size=min(trails, len(idx)), replace=False)
+    colors = _label_colors(lab)
+    parts = [data[:, :2], traj[:, :, :2].reshape(-1, 2)]
+    if cents is not None:
+        parts.append(cents[:, :2])
+    both = np.concatenate(parts)
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    size = float(np.clip(3000.0 / max(len(idx), 1), 2.0, 30.0))
+
+    ax.scatter(data[:, 0], data[:, 1], s=size, color="lightgray", linewidths=0, zorder=1)
+    paths = [
+        ax.plot([], [], color=colors[j], linewidth=0.8, alpha=0.8, zorder=1.5)[0]
+        for j in path_idx
+    ]
+    moving = ax.scatter(
+        traj[0, :, 0], traj[0, :, 1], s=size, c=colors, linewidths=0, zorder=2
+    )
+    if cents is not None:
+        ax.scatter(
+            cents[:, 0],
+            cents[:, 1],
+            s=160,
+            marker="X",
+            c=_label_colors(np.arange(len(cents), dtype=np.int64)),
+            edgecolors="black",
+            linewidths=1.5,
+            zorder=3,
+        )
+    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set_aspect("equal", adjustable="box")
+    title = ax.set_title(titles[0], fontsize=10)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.9)
+
+    def draw(i):
+        moving.set_offsets(traj[i, :, :2])
+        for line, j in zip(paths, path_idx, strict=True):
+            line.set_data(traj[: i + 1, j, 0], traj[: i + 1, j, 1])
+        title.set_text(titles[i])
+        return (moving, *paths, title)
+
+    from matplotlib.animation import FuncAnimation
+
+    return FuncAnimation(fig, draw, frames=t, interval=interval, blit=False)
