@@ -776,30 +776,16 @@ def animate_kmeans(
             raise TypeError("titles must hold strings")
         titles = list(titles)
     interval = check_int(interval, "interval", low=1)
-    dpi = check_int(dpi, "dpi", low=1)
-    if isinstance(figsize, (str, bytes)) or not hasattr(figsize, "__len__") or len(figsize) != 2:
-        raise TypeError(f"figsize must be (width, height) in inches, got {figsize!r}")
-    size = tuple(check_float(v, f"figsize[{i}]", positive=True) for i, v in enumerate(figsize))
-    if max(size) * dpi > ANIMATION_MAX_PIXELS:
-        raise ValueError(
-            f"figsize={figsize} at dpi={dpi} is {size[0] * dpi:.0f} x {size[1] * dpi:.0f} "
-            f"pixels; at most {ANIMATION_MAX_PIXELS} pixels a side (every frame is an image)"
-        )
     if not isinstance(trail, (bool, np.bool_)):
         raise TypeError(f"trail must be True or False, got {trail!r}")
     max_points = check_int(max_points, "max_points", low=1)
     seed = check_seed(seed)
+    fig, ax = _animation_figure(figsize, dpi)
     if n > max_points:  # one subset for every frame
         idx = np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
         pts, lab = pts[idx], lab[:, idx]
 
     from matplotlib.animation import FuncAnimation
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size, dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     both = np.concatenate([pts[:, :2], cents[:, :, :2].reshape(-1, 2)])
     lo, hi = both.min(0), both.max(0)
     pad = 0.05 * np.maximum(hi - lo, 1e-12)
