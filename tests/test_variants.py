@@ -150,12 +150,32 @@ def test_soft_kmeans_runs_under_no_grad_and_far_from_one(blobs):
         ({"seed": -1}, ValueError, "seed must be >= 0"),
         ({"chunk_size": 0}, ValueError, "chunk_size must be >= 1, got 0"),
         ({"tol": -1e-3}, ValueError, "tol must be >= 0"),
+        ({"temperature": 1e-13}, ValueError, "temperature must be >= 1e-12, got 1e-13"),
+        ({"temperature": 1e13}, ValueError, r"temperature must be <= 1e\+?12|<= 1000000000000"),
     ],
 )
 def test_soft_kmeans_bad_arguments(blobs, kwargs, error, match):
     x, _, _ = blobs
     with pytest.raises(error, match=match):
         cl.soft_kmeans(x, 6, **kwargs)
+
+
+def test_soft_kmeans_divergence_is_an_error(blobs):
+    x, _, _ = blobs
+    with pytest.raises(FloatingPointError, match=r"diverged.*optimizer='sgd', lr=10000.0\); lower lr"):
+        cl.soft_kmeans(x, 6, optimizer="sgd", lr=1e4, max_iter=50)
+
+
+def test_soft_kmeans_never_holds_the_n_by_k_matrix():
+    from clusterlab.checks import _largest_tensor
+
+    x = np.random.default_rng(0).normal(size=(3000, 2)).astype(np.float32)
+    res, largest = _largest_tensor(lambda: cl.soft_kmeans(x, 30, chunk_size=100, max_iter=3))
+    assert res.n_iter == 3
+    # the data, k-means++'s (n, 2 + log k) candidates, or one block; (n, k) is 90,000
+    assert largest <= max(3000 * 2, 3000 * 5, 100 * 30)
+    _, whole = _largest_tensor(lambda: cl.soft_kmeans(x, 30, max_iter=3))
+    assert whole >= 3000 * 30  # (the default budget takes all the rows in one block here)
 
 
 def test_soft_kmeans_bad_data():
@@ -292,6 +312,18 @@ def test_minibatch_bad_arguments(blobs):
         cl.minibatch_kmeans(DataLoader(TensorDataset(torch.zeros(0, 2))), 1)
     with pytest.raises(ValueError, match="device='nowhere' is not a torch device"):
         cl.minibatch_kmeans(loader_of(x), 6, device="nowhere")
+
+
+def test_minibatch_never_holds_more_than_a_batch_by_k():
+    from clusterlab.checks import _largest_tensor
+
+    x = np.random.default_rng(0).normal(size=(3000, 2)).astype(np.float32)
+    for data in (x, loader_of(x, batch_size=100)):
+        res, largest = _largest_tensor(
+            lambda data=data: cl.minibatch_kmeans(data, 30, batch_size=None if data is not x
+                                                  else 100, n_epochs=2, backend="torch"))
+        assert res.n_iter == 2
+        assert largest <= 3000 * 2  # the data at most; (n, k) is 90,000
 
 
 def test_minibatch_checks_every_batch(blobs):
