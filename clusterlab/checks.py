@@ -24,6 +24,7 @@ __all__ = [
     "check_kmeans_plusplus",
     "check_meanshift_step",
     "check_memory_bound",
+    "check_memory_plan",
     "check_merge",
     "check_torch_update",
     "check_update",
@@ -678,42 +679,149 @@ def check_kmeans_plusplus(fn, n_runs=20):
 
 
 def check_torch_update(fn):
-    """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``."""
+    """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``: the
+    cluster means, vectorised.
 
-    def judge(out, x, labels, k):
-        if not is_torch(out):
-            return f"expected a torch.Tensor, got {type(out).__name__}"
-        return _update_judge(out, x, labels, k)
+    The means must be right (an empty cluster: any finite row), and the technique is
+    watched: ``fn`` also runs at n = 64 and 256 points (k = 4) and at k = 4 and 16
+    clusters (n = 256). When the torch operations it dispatches (:func:`_torch_watched`)
+    or the Python steps it runs (:func:`_traced`) grow with n, it loops in Python over
+    the points; with k, over the clusters. Both fail: the exercise replaces section 1's loop over clusters by one
+    scatter for all of them. Any vectorised way passes (``index_add_``, ``scatter_add_``,
+    ``scatter_reduce``, a one-hot matrix product, ``bincount`` with weights per column).
+    """
+    import torch
+    import torch._dynamo  # noqa: F401  (a dispatch mode's first op imports it: not under a trace)
 
-    return _run(
-        "check_torch_update",
-        fn,
-        [("300 points, k=5", _update_case(51, 300, 5, False, True), judge),
-         ("k=4 with an empty cluster", _update_case(52, 100, 4, True, True), judge)],
-    )
+    def call(x, labels, k):
+        seen = _torch_watched(fn, x, labels, k)
+        seen.steps = _traced(fn, x, labels, k)["steps"]  # a second run, without the mode
+        return seen
+
+    def judge(seen, x, labels, k):
+        if not is_torch(seen.out):
+            return f"expected a torch.Tensor, got {type(seen.out).__name__}"
+        return _update_judge(seen.out, x, labels, k)
+
+    def sized(n, k):
+        gen = torch.Generator().manual_seed(53 + n + k)
+        labels = torch.randperm(n, generator=gen) % k  # no empty cluster
+        return torch.randn(n, 3, generator=gen, dtype=torch.float64), labels, k
+
+    def judge_loops(seen, x, labels, k):
+        problem = judge(seen, x, labels, k)
+        if problem:
+            return problem
+        fewer_points, more_clusters = call(*sized(64, 4)), call(*sized(256, 16))
+        for what in ("ops", "steps"):
+            words = "torch operations" if what == "ops" else "Python steps"
+            a, b, c = (getattr(r, what) for r in (fewer_points, seen, more_clusters))
+            if b - a >= 48:  # 192 more points: at least one more per 4 points
+                return (f"a Python loop over the points: the {words} it runs grow with n ({a} at "
+                        f"n=64, {b} at n=256); one index_add_ (or scatter_add_, a one-hot "
+                        "matrix product) adds every point to its cluster in a single call")
+            if c - b >= 6:  # 12 more clusters
+                return (f"a Python loop over the clusters: the {words} it runs grow with k ({b} "
+                        f"at k=4, {c} at k=16); the exercise replaces that loop (section 1) by "
+                        "one index_add_ and one bincount that serve every cluster at once")
+        return None
+
+    cases = [
+        ("300 points, k=5", _update_case(51, 300, 5, False, True), judge),
+        ("k=4 with an empty cluster", _update_case(52, 100, 4, True, True), judge),
+        ("no Python loop over points or clusters (n=64 and 256, k=4 and 16)",
+         lambda: sized(256, 4), judge_loops),
+    ]
+    return _run("check_torch_update", call if callable(fn) else fn, cases)
 
 
 def check_chunked_assign(fn):
-    """Check ``fn(x tensor, c tensor, chunk_size) -> labels tensor`` for several chunk sizes."""
+    """Check ``fn(x tensor (n, d), c tensor (k, d), chunk_size) -> labels tensor (n,)``,
+    the nearest centroids computed ``chunk_size`` rows at a time.
+
+    The labels must be right for several chunk sizes, and when ``chunk_size < n`` the
+    whole (n, k) block must never exist: no torch operation inside ``fn`` may make a
+    tensor of n * k numbers or more (watched by :func:`_torch_watched`). Any chunked solution
+    passes, whatever it builds per chunk (a (chunk_size, k) block from ``cdist`` or a
+    matrix product, or even a (chunk_size, k, d) difference tensor: the cases keep
+    ``chunk_size * d`` below n).
+    """
     from clusterlab.kmeans import assign
 
-    def case(seed, chunk):
+    def case(seed, n, chunk):
         def make():
             rng = np.random.default_rng(seed)
-            return _torch(rng.normal(size=(1000, 4))), _torch(rng.normal(size=(13, 4))), chunk
+            return _torch(rng.normal(size=(n, 4))), _torch(rng.normal(size=(13, 4))), chunk
 
         return make
 
-    def judge(out, x, c, chunk):
-        if not is_torch(out):
-            return f"expected a torch.Tensor, got {type(out).__name__}"
-        return _labels_problem(out, to_numpy(assign(x, c)[1]))
+    def call(x, c, chunk):
+        return _torch_watched(fn, x, c, chunk)
 
-    return _run(
-        "check_chunked_assign",
-        fn,
-        [(f"chunk_size={s}", case(60 + i, s), judge) for i, s in enumerate((1, 7, 256, 5000))],
-    )
+    def judge(seen, x, c, chunk):
+        if not is_torch(seen.out):
+            return f"expected a torch.Tensor, got {type(seen.out).__name__}"
+        problem = _labels_problem(seen.out, to_numpy(assign(x, c)[1]))
+        if problem:
+            return problem
+        n, k = x.shape[0], c.shape[0]
+        if chunk < n and seen.largest >= n * k:
+            return (f"the whole (n, k) = ({n}, {k}) block was materialised: a torch operation "
+                    f"made a tensor of {seen.largest:,} numbers (n * k = {n * k:,}) although "
+                    f"chunk_size={chunk} asks for blocks of {chunk} x {k}; compute the "
+                    "distances of at most chunk_size rows at a time")
+        return None
+
+    cases = [
+        ("n=1000, chunk_size=1", case(60, 1000, 1), judge),
+        ("n=1000, chunk_size=7 (the last chunk is short)", case(61, 1000, 7), judge),
+        ("n=2000, chunk_size=256", case(62, 2000, 256), judge),
+        ("n=1000, chunk_size=5000: one chunk holds every row", case(63, 1000, 5000), judge),
+    ]
+    return _run("check_chunked_assign", call if callable(fn) else fn, cases)
+
+
+def check_memory_plan(fn):
+    """Check ``fn(n, k, d, budget) -> (broadcast_bytes, distances_bytes, rows)``.
+
+    In float32 (4 bytes a number): the bytes of the (n, k, d) broadcast differences, of
+    the (n, k) distance matrix, and how many rows of a (rows, k) block of distances fit
+    in ``budget`` bytes. Several shapes, so that numbers worked out for one question do
+    not pass; and the counting is the exercise, so a ``fn`` that calls clusterlab's own
+    code (``cl.ladder.memory_bytes``, say) fails.
+    """
+
+    def call(n, k, d, budget):
+        return _traced(fn, n, k, d, budget)
+
+    def judge(info, n, k, d, budget):
+        problem = _package_problem(info, "the count (elements times 4 bytes)")
+        if problem:
+            return problem
+        out = info["out"]
+        if not isinstance(out, tuple | list) or len(out) != 3:
+            return f"expected a tuple (broadcast_bytes, distances_bytes, rows), got {out!r}"
+        expected = (4 * n * k * d, 4 * n * k, budget // (4 * k))
+        names = ("broadcast_bytes", "distances_bytes", "rows")
+        for name, got, want in zip(names, out, expected, strict=True):
+            if got == want:
+                continue
+            if name == "rows":
+                hint = (" (a (rows, k) block holds rows * k numbers of 4 bytes; whole rows only)"
+                        if got in (budget // k, budget / (4 * k)) else "")
+                if got == budget // (4 * k * d):
+                    hint = " (a block of distances is (rows, k): d is already summed away)"
+            else:
+                hint = " (that counts numbers; each float32 takes 4 bytes)" if 4 * got == want else ""
+            return f"{name} = {got!r}, expected {want:,}{hint}"
+        return None
+
+    cases = [
+        (f"N={n:,}, K={k:,}, D={d}, budget {budget:,} bytes", lambda a=(n, k, d, budget): a, judge)
+        for n, k, d, budget in ((1_500, 6, 2, 1024), (1_000, 3, 5, 100),
+                                (10_000_000, 10_000, 128, 4 * 2**20))
+    ]
+    return _run("check_memory_plan", call if callable(fn) else fn, cases)
 
 
 # --------------------------------------------------------------------------------------
@@ -808,19 +916,53 @@ def check_merge(fn):
 
 
 def check_batched_step(fn):
-    """Check ``fn(points tensor, data tensor, bandwidth, batch_size) -> new points tensor``."""
+    """Check ``fn(points tensor (m, d), data tensor (n, d), bandwidth, batch_size)
+    -> new points tensor (m, d)``: one Gaussian step, ``batch_size`` points at a time.
+
+    The new points must equal one non-blurring Gaussian step, and when ``batch_size < m``
+    the whole (m, n) block must never exist: no torch operation inside ``fn`` may produce
+    a tensor of m * n numbers or more (watched with :func:`_largest_tensor`). Any batched
+    solution passes, whatever it builds per batch (a (batch_size, n) block, or even a
+    (batch_size, n, d) difference tensor: the cases keep ``batch_size * d`` well below m).
+    """
+    title = "check_batched_step"
+
+    def case(seed, m, n, h, batch):
+        def make():
+            data, _ = _blobs(seed, n=n, k=4, spread=2.0)
+            rng = np.random.default_rng(seed)
+            points = data[rng.integers(0, n, size=m)] + rng.normal(scale=0.5, size=(m, 2))
+            return _torch(points), _torch(data), h, batch
+
+        return make
+
+    def call(points, data, h, batch):
+        return _largest_tensor(fn, points, data, h, batch)
 
     def judge(out, points, data, h, batch):
-        if not is_torch(out):
-            return f"expected a torch.Tensor, got {type(out).__name__}"
-        return _step_judge(out, points, data, h)
+        new, largest = out
+        if not is_torch(new):
+            return f"expected a torch.Tensor, got {type(new).__name__}"
+        problem = _step_judge(new, points, data, h)
+        if problem:
+            return problem
+        m, n = points.shape[0], data.shape[0]
+        if batch >= m:
+            return None  # one batch holds every point: the whole block is the batch
+        if largest >= m * n:
+            return (
+                f"a torch operation made a tensor of {largest:,} numbers, as many as the whole "
+                f"(m, n) = ({m}, {n}) block or more: the step was not batched; with "
+                f"batch_size={batch} build one ({batch}, {n}) block at a time"
+            )
+        return None
 
-    return _run(
-        "check_batched_step",
-        fn,
-        [(f"batch_size={b}", _step_case(90 + b, 300, 300, 3.0, True, (b,)), judge)
-         for b in (1, 64, 1000)],
-    )
+    cases = [
+        ("batch_size=1, 160 points over 120 data", case(91, 160, 120, 3.0, 1), judge),
+        ("batch_size=7 (the last batch is short)", case(92, 160, 120, 3.0, 7), judge),
+        ("batch_size=500 >= 160 points: one batch", case(93, 160, 120, 3.0, 500), judge),
+    ]
+    return _run(title, call if callable(fn) else fn, cases)
 
 
 def check_attention_step(fn):
@@ -839,6 +981,165 @@ def check_attention_step(fn):
     )
 
 
+# --- notebooks 04 and 05: units and fair timing ---------------------------------------------
+# check_unit_free_meanshift: clusters that do not depend on the units of the features;
+# check_fair_timer: a timer run against a simulated asynchronous device with its own clock,
+# so that what the timer measures is exact and never depends on how busy the machine is.
+
+__all__ += ["check_fair_timer", "check_unit_free_meanshift"]
+
+
+def check_unit_free_meanshift(fn):
+    """Check ``fn(x (n, d), quantile) -> labels (n,)``: mean shift whose clusters do not
+    depend on the units of the features.
+
+    Four far-apart blobs, given as they are, with every number multiplied by 1,000 (new
+    units for all features), and with one feature alone multiplied or divided by 1,000.
+    The labels must split the blobs apart in every case (any numbering). A fixed bandwidth
+    fails the second case (it must scale with the data: estimate it from them), and a
+    bandwidth estimated on the raw features fails the last two (one bandwidth serves
+    every direction: standardise each feature first). Any unit-free solution passes
+    (standard scores, min-max or robust scaling; the Gaussian or a flat kernel).
+    """
+    rng = np.random.default_rng(121)
+    modes = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    truth = rng.permutation(np.repeat(np.arange(4), 60))
+    blobs = modes[truth] + rng.normal(size=(len(truth), 2))
+    quantile = 0.2
+
+    def case(scale):
+        def make():
+            return blobs * np.asarray(scale), quantile
+
+        return make
+
+    def judge_for(what, hint):
+        def judge(out, x, q):
+            got = to_numpy(out)
+            problem = _shape_problem(got, truth.shape, "labels")
+            if problem:
+                return problem
+            if got.dtype.kind not in "iu":
+                return f"labels should be integers, got dtype {got.dtype}"
+            n_got = len(set(got.tolist()))
+            pairs = set(zip(got.tolist(), truth.tolist(), strict=True))
+            if n_got == 4 and len(pairs) == 4:
+                return None
+            plural = "s" if n_got != 1 else ""
+            return f"{what} it finds {n_got} cluster{plural}, not the 4 blobs{hint}"
+
+        return judge
+
+    return _run(
+        "check_unit_free_meanshift",
+        fn,
+        [
+            ("four blobs, as given", case([1.0, 1.0]),
+             judge_for("on the data as given", "")),
+            ("every number x 1000 (new units)", case([1000.0, 1000.0]),
+             judge_for("with all the data multiplied by 1000",
+                       ": the bandwidth must scale with the data, so estimate it from them "
+                       "(cl.estimate_bandwidth(x, quantile=quantile))")),
+            ("feature 0 x 1000 (one feature in new units)", case([1000.0, 1.0]),
+             judge_for("with feature 0 alone multiplied by 1000",
+                       ": one bandwidth serves every direction, so standardise each feature "
+                       "first (subtract its mean, divide by its standard deviation)")),
+            ("feature 1 / 1000", case([1.0, 0.001]),
+             judge_for("with feature 1 alone divided by 1000",
+                       ": standardise each feature before choosing the bandwidth")),
+        ],
+    )
+
+
+class _SimulatedDevice:
+    """An asynchronous device with its own clock, for :func:`check_fair_timer`.
+
+    ``work()`` costs the host ``launch`` seconds (plus ``first`` seconds once, on the first
+    call: compilation, caches) and queues ``run`` seconds of device work behind whatever is
+    queued; ``sync()`` waits until the queue is empty; ``clock()`` reads the time. Only
+    these calls move the clock, so a fair timer measures exactly ``launch + run``.
+    """
+
+    def __init__(self, run, launch=1e-5, first=0.5):
+        self.run, self.launch, self.first = run, launch, first
+        self.now = self.busy_until = 0.0
+        self.calls = 0
+
+    def clock(self):
+        return self.now
+
+    def sync(self):
+        self.now = max(self.now, self.busy_until)
+
+    def work(self):
+        self.calls += 1
+        self.now += self.launch + (self.first if self.calls == 1 else 0.0)
+        self.busy_until = max(self.now, self.busy_until) + self.run
+
+
+def check_fair_timer(fn):
+    """Check ``fn(work, sync, clock, repeat) -> durations``: a fair timer.
+
+    ``work()`` runs the code to time (it may return before the device has finished),
+    ``sync()`` waits for the device, ``clock()`` reads the time in seconds (in real use
+    ``time.perf_counter``). ``fn`` must return ``repeat`` durations in seconds, one per
+    timed call, each the time that call's work really took: the first call (which pays a
+    one-off cost, like compilation) is not timed, and the clock is read only after
+    ``sync()``, both before (so that earlier queued work is not counted) and after (so that
+    the work is). The check runs ``fn`` on a simulated device with its own clock, so the
+    answer is exact and does not depend on how busy the machine is.
+    """
+
+    def case(run, repeat):
+        def make():
+            dev = _SimulatedDevice(run)
+            return dev.work, dev.sync, dev.clock, repeat
+
+        return make
+
+    def judge(out, work, sync, clock, repeat):
+        dev = work.__self__
+        if is_torch(out) or hasattr(out, "__len__"):
+            got = to_numpy(out)
+        else:
+            return f"expected a list of {repeat} durations, got {type(out).__name__}"
+        if got.ndim != 1 or len(got) != repeat:
+            return f"expected {repeat} durations (one per timed call), got shape {got.shape}"
+        if got.dtype.kind not in "iuf":
+            return f"durations should be numbers of seconds, got dtype {got.dtype}"
+        want = dev.launch + dev.run
+        if dev.calls < repeat + 1:
+            return (
+                f"work() was called {dev.calls} times for repeat={repeat}: call it once more, "
+                "untimed, first (the warm-up pays the one-off costs)"
+            )
+        if (got >= dev.first).any():
+            return (
+                f"a duration of {got.max():.3g} s includes the first call's one-off cost "
+                f"({dev.first} s, like compilation): warm up with one untimed call"
+            )
+        if (got < want * (1 - 1e-6)).any():
+            return (
+                f"a call measured {got.min():.3g} s, but the device needs {want:.3g} s per call: "
+                "the clock was read before the device finished (or another clock was used); "
+                "call sync() after work() and read clock() after it"
+            )
+        if (got > want * (1 + 1e-6)).any():
+            return (
+                f"a call measured {got.max():.3g} s, but the device needs {want:.3g} s per call: "
+                "work queued before the clock started was counted; call sync() before "
+                "reading the clock at the start"
+            )
+        return None
+
+    return _run(
+        "check_fair_timer",
+        fn,
+        [("repeat=3, 10 ms of device work per call", case(0.01, 3), judge),
+         ("repeat=5, 2 ms per call", case(0.002, 5), judge)],
+    )
+
+
 # --- notebook 06 (KeOps) ---------------------------------------------------------------
 # Both checks use float32 data with d = 2, the shape of the notebook's six blobs, so a
 # learner's KeOps formula is compiled once (seconds) and then reused from the cache.
@@ -846,12 +1147,46 @@ def check_attention_step(fn):
 __all__ += ["check_keops_assign", "check_keops_meanshift_step"]
 
 
+def _keops_watch(fn, *args):
+    """Run ``fn(*args)``; return its result, the most elements any torch op produced
+    (:func:`_largest_tensor`) and the output shapes of the KeOps reductions it ran.
+
+    Every KeOps reduction, whether written with ``LazyTensor`` or with ``pykeops.torch.Genred``,
+    goes through ``Genred.__call__``, which is wrapped for the duration of the call.
+    """
+    shapes = []
+    try:
+        from clusterlab.engines.keops_engine import import_keops
+
+        import_keops()  # sets the quiet KEOPS_* variables before pykeops is imported
+        from pykeops.torch import Genred
+    except ImportError:  # no pykeops: no KeOps reduction can run
+        out, largest = _largest_tensor(fn, *args)
+        return out, largest, shapes
+    original = Genred.__call__
+
+    def counted(self, *a, **kw):
+        out = original(self, *a, **kw)
+        shapes.append(tuple(getattr(out, "shape", ())))
+        return out
+
+    Genred.__call__ = counted
+    try:
+        out, largest = _largest_tensor(fn, *args)
+    finally:
+        Genred.__call__ = original
+    return out, largest, shapes
+
+
 def check_keops_assign(fn):
-    """Check ``fn(x tensor (n, d), c tensor (k, d)) -> labels tensor (n,)`` (e.g. with KeOps).
+    """Check ``fn(x tensor (n, d), c tensor (k, d)) -> labels tensor (n,)`` computed with KeOps.
 
     A label is accepted when its float64 distance is the smallest up to rounding (ties may go
     either way). One case sits 10,000 units from the origin, where the expansion
     ``||x||^2 - 2 x.c + ||c||^2`` in float32 loses the digits that ``(x - c)^2`` keeps.
+    The technique is checked too: at least one KeOps reduction (a ``LazyTensor`` reduction
+    or a ``pykeops.torch.Genred``) must produce one row per point, and no torch operation
+    inside ``fn`` may make a tensor of n * k numbers or more (the (n, k) matrix, stored).
     """
 
     def case(seed, n, k, shift=0.0):
@@ -863,7 +1198,11 @@ def check_keops_assign(fn):
 
         return make
 
-    def judge(out, x, c):
+    def call(x, c):
+        return _keops_watch(fn, x, c)
+
+    def judge(watched, x, c):
+        out, largest, reductions = watched
         if not is_torch(out):
             return f"expected a torch.Tensor, got {type(out).__name__}"
         got = to_numpy(out)
@@ -893,11 +1232,26 @@ def check_keops_assign(fn):
                 f"got {got[i]} (squared distance {chosen[i]:.4g}), nearest is {int(d2[i].argmin())} "
                 f"({best[i]:.4g})" + hint
             )
+        k = len(cd)
+        if not any(shape[:1] == (n,) for shape in reductions):
+            return (
+                "right labels, but no KeOps reduction ran: wrap the points and centroids in "
+                "LazyTensor(x[:, None, :]) and LazyTensor(c[None, :, :]) and reduce the symbolic "
+                "distances with .argmin(dim=1)"
+            )
+        if k > 1 and largest >= n * k:
+            return (
+                f"right labels, but a torch operation made a tensor of {largest:,} numbers "
+                f"(n * k = {n * k:,}): the (n, k) distance matrix was stored; let the KeOps "
+                "reduction compute the distances instead"
+            )
         return None
 
+    if not callable(fn):
+        return _run("check_keops_assign", fn, [])
     return _run(
         "check_keops_assign",
-        fn,
+        call,
         [
             ("1,000 points, k=13, d=2", case(101, 1000, 13), judge),
             ("k=1", case(102, 200, 1), judge),
@@ -1057,6 +1411,297 @@ def check_full_training(fn):
 # --- end notebook 08 ---------------------------------------------------------------------
 
 
+# --- notebooks 06, 08, 09 and 10: the remaining exercises ---------------------------------
+# Each is a small function, checked on several cases (the edges of faiss's rules, sizes far
+# from the notebook's), so that a memorised number or a shortcut gives another answer.
+
+__all__ += [
+    "check_allreduce_bytes",
+    "check_best_by_ari",
+    "check_converged_at",
+    "check_elbow",
+    "check_faiss_training",
+    "check_fusion_bandwidth",
+    "check_keops_or_gemm",
+]
+
+
+def check_keops_or_gemm(fn):
+    """Check notebook 06's exercise 3: ``fn() -> four answers``, ``"keops"`` or ``"gemm"``
+    for each job, in order.
+    """
+    jobs = [
+        ("keops", "D = 3 and N·K = 5·10¹¹ pairs on a GPU: a GEMM writes and re-reads (N, K) "
+         "blocks, KeOps keeps each pair in registers (section 7)"),
+        ("gemm", "D = 768 on a CPU: BLAS's blocked multiply-adds win at large D (section 7 at "
+         "D = 128 already)"),
+        ("keops", "N·N = 10¹² pairs in D = 2 with a softmax-weighted sum: one sumsoftmaxweight "
+         "reduction, O(N) memory"),
+        ("gemm", "30 different D are 30 compiles of seconds each (section 5), more than the "
+         "clustering itself"),
+    ]
+
+    def judge(answers):
+        if isinstance(answers, str) or not hasattr(answers, "__len__") or len(answers) != 4:
+            return f"expected a list of 4 answers, 'keops' or 'gemm' each, got {answers!r}"
+        wrong = []
+        for i, (a, (want, why)) in enumerate(zip(answers, jobs, strict=True), 1):
+            if not isinstance(a, str) or a.strip().lower() not in ("keops", "gemm"):
+                return f"job {i}: answer 'keops' or 'gemm', got {a!r}"
+            if a.strip().lower() != want:
+                wrong.append(f"job {i} is {want}: {why}")
+        return "; ".join(wrong) or None
+
+    return _run("check_keops_or_gemm", fn, [("four jobs", tuple, judge)])
+
+
+def check_faiss_training(fn):
+    """Check ``fn(n, k) -> (points, warns)`` for ``faiss.Kmeans(d, k)`` with default
+    parameters trained on ``n`` points: how many points it clusters, and whether it prints
+    its "please provide at least" warning.
+
+    faiss (``Clustering.cpp``) warns when ``n < k * min_points_per_centroid`` (39) and
+    subsamples to ``k * max_points_per_centroid`` (256) points when ``n`` is larger; the
+    cases sit on both sides of each edge.
+    """
+
+    def case(n, k):
+        return lambda: (n, k)
+
+    def judge(out, n, k):
+        try:
+            points, warns = out
+        except (TypeError, ValueError):
+            return f"expected a pair (points, warns), got {out!r}"
+        want_points, want_warns = min(n, 256 * k), n < 39 * k
+        problems = []
+        if points != want_points:
+            rule = (f"more than 256 · k = {256 * k:,} points: faiss trains on a random 256 · k"
+                    if n > 256 * k else f"{n:,} ≤ 256 · k = {256 * k:,}: faiss uses every point")
+            problems.append(f"points {points!r}, expected {want_points:,} ({rule})")
+        if not isinstance(warns, (bool, np.bool_)):
+            problems.append(f"warns should be True or False, got {warns!r}")
+        elif bool(warns) != want_warns:
+            problems.append(f"warns {bool(warns)}, expected {want_warns} (faiss warns when "
+                            f"n < 39 · k = {39 * k:,})")
+        return "; ".join(problems) or None
+
+    return _run(
+        "check_faiss_training",
+        fn,
+        [(f"n={n:,}, k={k:,}", case(n, k), judge)
+         for n, k in ((1_000_000, 1000), (30_000, 1000), (5_120, 20), (5_121, 20), (780, 20),
+                      (779, 20))],
+    )
+
+
+def check_allreduce_bytes(fn):
+    """Check ``fn(n, d, k) -> (allreduce_bytes, labels_bytes)``: per iteration of sharded
+    k-means, the bytes each rank puts into the all-reduce (float32 (k, d) sums and (k,)
+    counts), and the bytes that would reach rank 0 if every int64 label were gathered
+    there instead.
+    """
+
+    def case(n, d, k):
+        return lambda: (n, d, k)
+
+    def judge(out, n, d, k):
+        try:
+            sent, gathered = out
+        except (TypeError, ValueError):
+            return f"expected a pair (allreduce_bytes, labels_bytes), got {out!r}"
+        problems = []
+        if sent != (k * d + k) * 4:
+            why = " (the counts too: k more numbers)" if sent == k * d * 4 else ""
+            why += " (it does not grow with n: labels never travel)" if sent > 8 * k * (d + 1) else ""
+            problems.append(f"allreduce_bytes {sent!r}, expected {(k * d + k) * 4:,}: (k, d) sums "
+                            f"and (k,) counts, 4 bytes each{why}")
+        if gathered != n * 8:
+            problems.append(f"labels_bytes {gathered!r}, expected {n * 8:,}: one 8-byte label per point")
+        return "; ".join(problems) or None
+
+    return _run(
+        "check_allreduce_bytes",
+        fn,
+        [(f"n={n:,}, d={d}, k={k:,}", case(n, d, k), judge)
+         for n, d, k in ((10**9, 128, 1000), (10**6, 2, 10), (5_000, 3, 7))],
+    )
+
+
+def _kneedle(ks, inertias):
+    ks, j = np.asarray(ks, dtype=np.float64), np.asarray(inertias, dtype=np.float64)
+    k_norm = (ks - ks[0]) / (ks[-1] - ks[0])
+    j_norm = (j - j[-1]) / (j[0] - j[-1])
+    return int(ks[np.argmax(np.abs(k_norm + j_norm - 1))])
+
+
+def check_elbow(fn):
+    """Check ``fn(ks (m,), inertias (m,)) -> k``: the elbow, the point of the curve farthest
+    from the chord joining its first and last points (the kneedle idea).
+
+    Scaling either axis scales every distance to the chord by the same factor, so the answer
+    does not depend on the units; one curve bends smoothly, where the largest change of
+    slope (the largest second difference) is another k.
+    """
+
+    def curve(bend, scale, start=1):
+        def make():
+            k = np.arange(start, 16)
+            j = np.maximum(bend - k, 0) * 4.0 + 10.0 / k + 1.0 if bend else 1.0 / k
+            return k, scale * j
+
+        return make
+
+    def judge(out, ks, j):
+        if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, np.integer, float)):
+            return f"expected one k, got {type(out).__name__}"
+        want = _kneedle(ks, j)
+        if out == want:
+            return None
+        steepest_turn = int(ks[1:-1][np.argmax(np.diff(j, 2))])
+        if out == steepest_turn:
+            return (f"got k = {out}, the largest change of slope; expected {want}, the point "
+                    "farthest from the chord joining the first and last points")
+        return (f"got k = {out}, expected {want} (the point farthest from the chord joining the "
+                "first and last points of the curve)")
+
+    return _run(
+        "check_elbow",
+        fn,
+        [("a sharp bend at k = 5", curve(5, 1.0), judge),
+         ("a smooth curve, inertias in the millions", curve(0, 3e6), judge),
+         ("ks from 2, a bend at k = 7", curve(7, 50.0, start=2), judge)],
+    )
+
+
+def check_fusion_bandwidth(fn):
+    """Check ``fn(d, variance) -> h``: the bandwidth above which two equal isotropic Gaussian
+    blobs (``variance`` per axis) whose centres are ``d`` apart fuse into one mean-shift mode.
+
+    Smoothing a blob of variance v with a Gaussian kernel of width h gives a Gaussian of
+    variance h² + v; two equal Gaussians d apart have two peaks while d > 2σ. Blobs already
+    that close (d/2 ≤ √v) have one mode at any h: the answer is 0.
+    """
+
+    def case(d, v):
+        return lambda: (d, v)
+
+    def judge(out, d, v):
+        try:
+            got = float(out)
+        except (TypeError, ValueError):
+            return f"expected one number, got {type(out).__name__}"
+        want = float(np.sqrt(max((d / 2) ** 2 - v, 0.0)))
+        if np.isclose(got, want, rtol=1e-6, atol=1e-9):
+            return None
+        if np.isclose(got, d / 2):
+            return (f"got {got:.4g}, expected {want:.4g}: the blob's own spread adds to the "
+                    "kernel's (σ² = h² + variance)")
+        if np.isclose(got, np.sqrt((d / 2) ** 2 + v)):
+            return f"got {got:.4g}, expected {want:.4g}: the variances add, so h² = σ² − variance"
+        if np.isnan(got):
+            return "got NaN: when d/2 ≤ √variance the blobs are one mode already — answer 0"
+        return (f"got {got:.4g}, expected {want:.4g} for d = {d}, variance = {v} (two peaks while "
+                "d > 2σ, σ² = h² + variance)")
+
+    return _run(
+        "check_fusion_bandwidth",
+        fn,
+        [("d = 15.1, variance 5 (the six blobs)", case(15.1, 5.0), judge),
+         ("d = 10, variance 1", case(10.0, 1.0), judge),
+         ("d = 4, variance 5 (already one mode)", case(4.0, 5.0), judge)],
+    )
+
+
+def _ari_cases():
+    """(y_true, {name: labels}) cases where accuracy or purity pick another candidate."""
+    rng = np.random.default_rng(301)
+    y = np.repeat([0, 1], 200)
+    swapped = 1 - y  # a perfect match, with the two names exchanged
+    noisy = y.copy()
+    flip = rng.choice(len(y), size=60, replace=False)
+    noisy[flip] = 1 - noisy[flip]  # 85 % right, names as in y
+    split = y * 50 + rng.integers(0, 50, size=len(y))  # 100 tiny pure clusters
+    rough = y.copy()
+    flip = rng.choice(len(y), size=40, replace=False)
+    rough[flip] = 1 - rough[flip]  # 90 % right
+    one = np.zeros_like(y)
+    return [
+        ("names swapped", y, {"h=0.2": noisy, "h=0.4": swapped, "h=0.8": one}),
+        ("tiny pure clusters", y, {"h=0.05": split, "h=0.3": rough, "h=1.0": one}),
+    ]
+
+
+def check_best_by_ari(fn):
+    """Check ``fn(y_true (n,), candidates {setting: labels (n,)}) -> setting``: the setting
+    whose labels match the truth best by the adjusted Rand index.
+
+    The cases are built so that shortcuts pick another setting: the fraction of labels equal
+    to the truth (cluster names are arbitrary) and the purity (many tiny clusters are pure).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    def judge(out, y, cands):
+        if out not in cands:
+            return f"expected one of the settings {sorted(cands)}, got {out!r}"
+        score = {name: adjusted_rand_score(y, lab) for name, lab in cands.items()}
+        want = max(score, key=score.get)
+        if out == want:
+            return None
+        acc = {name: float((lab == y).mean()) for name, lab in cands.items()}
+        if out == max(acc, key=acc.get):
+            return (f"got {out!r} (most labels equal to the truth), expected {want!r}: cluster "
+                    "names are arbitrary — 0 may be the truth's 1; the ARI compares groupings, "
+                    "not names")
+        return (f"got {out!r} (ARI {score[out]:.2f}), expected {want!r} (ARI {score[want]:.2f}): "
+                "score every setting with adjusted_rand_score(y_true, labels)")
+
+    return _run(
+        "check_best_by_ari",
+        fn,
+        [(name, (lambda y=y, c=c: (y, c)), judge) for name, y, c in _ari_cases()],
+    )
+
+
+def check_converged_at(fn):
+    """Check ``fn(res) -> int or None``: for a ``cl.kmeans`` result, the number of updates
+    after which the next update moved no centroid (``history[t]["shift"] == 0``), or None
+    when every update moved something.
+    """
+    from clusterlab.data import make_six_blobs
+    from clusterlab.kmeans import kmeans
+
+    x, _, _ = make_six_blobs(seed=0)
+
+    def case(init, seed, max_iter):
+        def make():
+            return (kmeans(x, 6, init=init, max_iter=max_iter, tol=0, seed=seed, backend="numpy"),)
+
+        return make
+
+    def judge(out, res):
+        shifts = [row["shift"] for row in res.history]
+        want = next((t for t, s in enumerate(shifts) if s == 0), None)
+        if out is None and want is None:
+            return None
+        if out is None or want is None:
+            return f"got {out!r}, expected {want!r} (shifts per update: {np.round(shifts, 3).tolist()})"
+        if out == want:
+            return None
+        if out == want + 1:
+            return (f"got {out}, expected {want}: history[t] is update t + 1; the count is the "
+                    "updates *before* the first that moves nothing")
+        return f"got {out!r}, expected {want} (read res.history[t]['shift'])"
+
+    return _run(
+        "check_converged_at",
+        fn,
+        [("random start, seed 0", case("random", 0, 30), judge),
+         ("k-means++, seed 1", case("k-means++", 1, 30), judge),
+         ("random start, stopped after 2 updates", case("random", 0, 2), judge)],
+    )
+
+
 # --------------------------------------------------------------------------------------
 # fused kernels (notebook 07)
 # --------------------------------------------------------------------------------------
@@ -1064,23 +1709,36 @@ def check_full_training(fn):
 
 def _largest_tensor(fn, *args):
     """Run ``fn(*args)``; return its result and the most elements any torch op produced."""
+    seen = _torch_watched(fn, *args)
+    return seen.out, seen.largest
+
+
+def _torch_watched(fn, *args):
+    """Run ``fn(*args)`` under a ``TorchDispatchMode`` that sees every torch operation.
+
+    Returns a namespace: ``out`` (the result), ``ops`` (the number of torch operations
+    dispatched) and ``largest`` (the most elements any of them produced).
+    """
+    from types import SimpleNamespace
+
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
-    class Largest(TorchDispatchMode):
-        largest = 0
+    seen = SimpleNamespace(out=None, ops=0, largest=0)
 
+    class Watch(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             out = func(*args, **(kwargs or {}))
+            seen.ops += 1
             for t in tree_leaves(out):
                 if isinstance(t, torch.Tensor):
-                    Largest.largest = max(Largest.largest, t.numel())
+                    seen.largest = max(seen.largest, t.numel())
             return out
 
-    with Largest():
-        out = fn(*args)
-    return out, Largest.largest
+    with Watch():
+        seen.out = fn(*args)
+    return seen
 
 
 def check_memory_bound(fn, ridge):
