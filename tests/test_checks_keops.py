@@ -25,14 +25,25 @@ def step(p, x, h):
     return torch.softmax(-d2 / (2 * h * h), dim=1) @ x
 
 
-@pytest.mark.parametrize(
-    ("check", "right"),
-    [(ck.check_keops_assign, assign_direct), (ck.check_keops_meanshift_step, step)],
-)
+@pytest.mark.parametrize(("check", "right"), [(ck.check_keops_meanshift_step, step)])
 def test_right_answers_pass(check, right, capsys):
     assert check(right) is True
     out = capsys.readouterr().out
     assert "✗" not in out and out.count("✓") >= 2
+
+
+def assign_chunked(x, c):
+    """Right labels from torch, one row at a time: never (n, k), but no KeOps either."""
+    return torch.cat([((row[:, None, :] - c[None]) ** 2).sum(-1).argmin(1) for row in x.split(1)])
+
+
+@pytest.mark.parametrize("torch_only", [assign_direct, assign_chunked])
+def test_right_labels_without_keops_fail_and_say_why(torch_only, capsys):
+    # The exercise is about KeOps: right labels from torch alone are not a solution.
+    assert ck.check_keops_assign(torch_only) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.startswith("✗") for line in lines)
+    assert all("no KeOps reduction ran" in line and "LazyTensor" in line for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -52,7 +63,6 @@ def test_wrong_assign_fails_and_says_why(wrong, message, capsys):
 def test_expanded_distances_fail_far_from_the_origin(capsys):
     assert ck.check_keops_assign(assign_expanded) is False
     lines = capsys.readouterr().out.splitlines()
-    assert any(line.startswith("✓") and "k=13" in line for line in lines)
     assert any(line.startswith("✗") and "compute (x - c)^2 directly" in line for line in lines)
 
 
@@ -88,3 +98,50 @@ def test_keops_solutions_pass(LazyTensor, capsys):
     assert ck.check_keops_assign(keops_assign) is True
     assert ck.check_keops_meanshift_step(keops_step) is True
     assert "✗" not in capsys.readouterr().out
+
+
+def test_keops_assign_written_other_ways_passes(LazyTensor, capsys):
+    # Any KeOps solution: a Genred written by hand (a new formula, one compile), the
+    # package's KeOps engine, and a LazyTensor formula with the dot product operator.
+    from pykeops.torch import Genred
+
+    nearest = Genred("SqDist(X, C)", ["X = Vi(2)", "C = Vj(2)"], reduction_op="ArgMin", axis=1)
+
+    def by_genred(x, c):
+        return nearest(x.contiguous(), c.contiguous()).view(-1).long()
+
+    def by_engine(x, c):
+        import clusterlab as cl
+
+        return cl.assign(x, c, backend="keops")[1]
+
+    for fn in (by_genred, by_engine):
+        assert ck.check_keops_assign(fn) is True
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_keops_beside_a_stored_matrix_fails(LazyTensor, capsys):
+    # A KeOps reduction that runs for show, while the labels come from the (n, k) matrix.
+    def for_show(x, c):
+        x_i, c_j = LazyTensor(x[:, None, :].contiguous()), LazyTensor(c[None, :, :].contiguous())
+        ((x_i - c_j) ** 2).sum(-1).argmin(dim=1)
+        return assign_direct(x, c)
+
+    assert ck.check_keops_assign(for_show) is False
+    lines = capsys.readouterr().out.splitlines()
+    failed = [line for line in lines if line.startswith("✗")]
+    assert len(failed) == 2 and all("(n, k) distance matrix was stored" in f for f in failed)
+    assert any(line.startswith("✓") and "k=1" in line for line in lines)  # k = 1: nothing to store
+
+
+def test_keops_expanded_formula_fails_far_from_the_origin(LazyTensor, capsys):
+    # KeOps, but the expansion ||x||^2 - 2 x.c + ||c||^2 in float32 (a new formula).
+    def expanded(x, c):
+        x_i, c_j = LazyTensor(x[:, None, :].contiguous()), LazyTensor(c[None, :, :].contiguous())
+        d_ij = (x_i * x_i).sum(-1) - 2 * (x_i | c_j) + (c_j * c_j).sum(-1)
+        return d_ij.argmin(dim=1).view(-1).long()
+
+    assert ck.check_keops_assign(expanded) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("✓") and "k=13" in line for line in lines)
+    assert any(line.startswith("✗") and "compute (x - c)^2 directly" in line for line in lines)
