@@ -244,3 +244,31 @@ def test_numba_s_pool_does_not_change_torch_s_threads():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+def test_mean_shift_on_a_busy_cpu_runs_torch_on_the_free_threads(monkeypatch):
+    import torch
+
+    import clusterlab as cl
+    from clusterlab.engines.torch_engine import TorchEngine
+
+    x = torch.as_tensor(np.random.default_rng(3).normal(size=(700, 3)))
+    before = torch.get_num_threads()
+    seen = []
+    blocks = TorchEngine._shift_blocks
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return blocks(self, *args, **kwargs)
+
+    monkeypatch.setattr(TorchEngine, "_shift_blocks", spy)
+    monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: n)  # as if the machine were quiet
+    quiet = cl.meanshift(x, 1.0, max_iter=3, tol=0, backend="torch")
+    assert set(seen) == {before}
+    monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: 1)  # as if every core were busy
+    seen.clear()
+    busy = cl.meanshift(x, 1.0, max_iter=3, tol=0, backend="torch")
+    assert set(seen) == {1} and torch.get_num_threads() == before  # restored after each step
+    assert torch.equal(busy.points, quiet.points)  # the same numbers on fewer threads
+    with cpu_kernels.torch_threads(work=cpu_kernels.BIG_WORK):  # a big step keeps its threads
+        assert torch.get_num_threads() == before

@@ -267,6 +267,31 @@ def parallel_threads(n: int, *, work=0, busy=True):
         numba.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def torch_threads(*, work=0):
+    """Inside the block, torch's own CPU operations use the threads the machine has free.
+
+    The same choice as :func:`parallel_threads` makes for numba's loops, for code that
+    runs torch operations (mean shift's blocks of products, exponentials and sums): each
+    of them is an OpenMP region, and on a busy machine each region waits for its slowest
+    thread's time slice. ``torch.get_num_threads()`` is the most; fewer while other
+    processes keep the CPUs busy, unless ``work`` (the multiply-adds inside) is at least
+    :data:`BIG_WORK`. Restored on exit. Results do not change: torch's CPU kernels split
+    rows, not the terms of one sum, between threads.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    want = before if work >= BIG_WORK else threads_for(before)
+    if want != before:
+        torch.set_num_threads(want)
+    try:
+        yield
+    finally:
+        if want != before:
+            torch.set_num_threads(before)
+
+
 def threads() -> int:
     """Threads numba's parallel loops use."""
     return numba.get_num_threads() if numba is not None else 1

@@ -180,6 +180,14 @@ class TorchEngine(Engine):
                                x_sq=self.row_sqnorms(xr), chunk_size=chunk_size)
 
     def _shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
+        if self.device_type == "cpu":
+            # torch's CPU regions on the threads that other processes leave free
+            with cpu_kernels.torch_threads(work=y.shape[0] * x.shape[0] * x.shape[1]):
+                return self._shift_blocks(y, x, bandwidth, kernel=kernel, x_sq=x_sq,
+                                          chunk_size=chunk_size)
+        return self._shift_blocks(y, x, bandwidth, kernel=kernel, x_sq=x_sq, chunk_size=chunk_size)
+
+    def _shift_blocks(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
         m, n = y.shape[0], x.shape[0]
         bq, bs = shift_blocks(m, n, x.element_size(), self.device_type, chunk_size)
         if x_sq is None:
