@@ -21,6 +21,7 @@ Two details keep results right:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -708,6 +709,24 @@ def soft_kmeans(
     ImportError
         Without PyTorch (autograd is the point).
 
+    Notes
+    -----
+    Without weights, from initial centroids ``c0``, the centroids are those of this
+    plain loop on a float tensor ``x`` (Adam does not care about the loss's scale, and
+    its steps in units of ``s`` are steps of ``lr * s``), up to rounding and Adam's
+    ``eps`` (1e-8 in units of ``s`` here, so that results do not depend on the units)::
+
+        var = x.var(0, unbiased=False).mean()            # s**2
+        t = temperature * var
+        c = torch.nn.Parameter(c0.clone())
+        opt = torch.optim.Adam([c], lr=lr * var.sqrt())  # SGD: lr itself, momentum=0.9
+        for _ in range(max_iter):                        # with tol=0
+            opt.zero_grad()
+            d2 = torch.cdist(x, c) ** 2                  # (n, k) squared distances
+            loss = (-t * torch.logsumexp(-d2 / t, dim=1)).mean()
+            loss.backward()
+            opt.step()
+
     Examples
     --------
     >>> import clusterlab as cl
@@ -841,18 +860,36 @@ def _loader_batches(torch, loader, *, d=None, dtype=None, device=None):
         yield b.to(device=device, dtype=dtype)
 
 
-def _sculley(eng, c, batches, n_epochs, chunk_size, adjust_threads):
+def _first_rows(torch, batches, init_size):
+    """Batches from the iterator ``batches`` until they hold ``init_size`` rows.
+
+    ``init_size`` may be a function of the first batch. Returns the batches taken (the
+    iterator goes on after them), their first ``init_size`` rows as one tensor (the
+    initial sample; ``None`` when there was no batch) and ``init_size``.
+    """
+    taken, got = [], 0
+    for b in batches:
+        if not taken and callable(init_size):
+            init_size = init_size(b)
+        taken.append(b)
+        got += len(b)
+        if got >= init_size:
+            break
+    return taken, (torch.cat(taken)[:init_size] if taken else None), init_size
+
+
+def _sculley(eng, c, epoch, n_epochs, chunk_size, adjust_threads):
     """Sculley's mini-batch updates of centroids ``c`` (k, d) over ``n_epochs`` passes.
 
-    ``batches()`` yields (B, d) rows in the frame of ``c``. Returns the centroids, the
-    (k,) counts and one ``(obj, shift, n_empty, n_steps)`` row and device mark per epoch.
+    ``epoch(e)`` yields the (B, d) rows of pass ``e`` in the frame of ``c``. Returns the
+    centroids and one ``(obj, shift, n_empty, n_steps)`` row and device mark per epoch.
     """
     k = c.shape[0]
     counts = c[:, 0] * 0  # (k,) points each centre has received, in the data's dtype
     stats, marks, start = [], [], eng.mark()
-    for _ in range(n_epochs):
+    for e in range(n_epochs):
         obj, shift, n_steps = eng.total(counts) * 0, counts.sum() * 0, 0
-        for bp in batches():
+        for bp in epoch(e):
             adjust_threads()
             dist, labels = eng.assign(bp, c, metric="euclidean", x_sq=eng.row_sqnorms(bp),
                                       chunk_size=chunk_size)  # (B,), (B,)
@@ -868,7 +905,7 @@ def _sculley(eng, c, batches, n_epochs, chunk_size, adjust_threads):
             c, n_steps = new_c, n_steps + 1
         stats.append((obj, shift, (counts <= 0).sum(), n_steps))
         marks.append(eng.mark())
-    return c, counts, stats, start, marks
+    return c, stats, start, marks
 
 
 def minibatch_kmeans(
@@ -921,7 +958,8 @@ def minibatch_kmeans(
         Passes over the data, every batch once per pass.
     init : {"k-means++", "random"} or array of shape (k, d)
         Greedy k-means++ (as :func:`kmeans_plusplus`) or k random rows, drawn from the
-        first ``init_size`` rows of the first batches; or given centroids.
+        first ``init_size`` rows of the first epoch's first batches (the epoch then goes
+        on with them: no batch is read twice); or given centroids.
     init_size : int, optional
         Rows of the initial sample: by default three batches (``3 * batch_size``), at
         least ``3 * k``, at most the rows there are. They must represent the data: a
@@ -955,6 +993,21 @@ def minibatch_kmeans(
         inertia that costs nothing), ``time``, ``shift`` (sum of squared centroid moves
         over the epoch), ``n_steps`` (batches) and ``n_empty`` (centres that have
         received no point yet).
+
+    Notes
+    -----
+    With given initial centroids ``c`` (a float tensor), over a DataLoader ``loader`` of
+    tensors, the centroids are, up to rounding, those of this loop::
+
+        counts = torch.zeros(k, dtype=c.dtype)
+        for epoch in range(n_epochs):
+            for xb in loader:
+                labels = torch.cdist(xb, c).argmin(1)                 # (B,) nearest centre
+                n_j = torch.bincount(labels, minlength=k).to(c.dtype)  # (k,) its new points
+                sums = torch.zeros_like(c).index_add_(0, labels, xb)   # (k, d)
+                counts += n_j
+                hit = n_j > 0
+                c[hit] += (sums[hit] - n_j[hit, None] * c[hit]) / counts[hit, None]
 
     Examples
     --------
@@ -1018,22 +1071,19 @@ def minibatch_kmeans(
     loader = DataLoader(torch.utils.data.TensorDataset(rows), batch_size=None,
                         sampler=BatchSampler(order, step, drop_last=False))
 
-    def batches():
-        for (b,) in loader:
-            yield eng.from_input(b)
-
-    taken, got = [], 0  # the initial sample: the first init_size rows of the first batches
-    for (b,) in loader:
-        taken.append(b[: init_size - got])
-        got += len(taken[-1])
-        if got >= init_size:
-            break
-    sample = eng.from_input(torch.cat(taken))
+    # The initial sample: the first init_size rows of the first epoch's first batches.
+    first_epoch = (b for (b,) in loader)
+    taken, sample, _ = _first_rows(torch, first_epoch, init_size)
+    sample = eng.from_input(sample)
     rng = np.random.default_rng(seed)
     c = _initial(eng, sample, k, None, rng, init, given, offset, eng.row_sqnorms(sample))
+
+    def epoch(e):  # (B, d) centred rows; the first epoch goes on after the sample
+        for b in itertools.chain(taken, first_epoch) if e == 0 else (b for (b,) in loader):
+            yield eng.from_input(b)
+
     with _cpu_threads(torch, eng, step * k * d) as adjust_threads:
-        c, _, stats, start, marks = _sculley(eng, c, batches, n_epochs, chunk_size,
-                                             adjust_threads)
+        c, stats, start, marks = _sculley(eng, c, epoch, n_epochs, chunk_size, adjust_threads)
         # one pass of the assignment over all the rows, as kmeans scores its result
         dist, labels = eng.assign(xp, c, metric="euclidean", x_sq=x_sq, chunk_size=chunk_size)
         inertia = eng.total(dist)
@@ -1050,23 +1100,15 @@ def _minibatch_loader(loader, k, *, n_epochs, init, init_size, seed, device, bac
             device = torch.device(device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(f"device={device!r} is not a torch device: {exc}") from exc
-    taken, got, first = [], 0, None  # the initial sample: rows of the first batches
-    batches = _loader_batches(torch, loader, device=device)
-    for b in batches:
-        if first is None:
-            first = b
-            if init_size is None:
-                init_size = max(3 * len(b), 3 * k)
-        taken.append(b[: init_size - got])
-        got += len(taken[-1])
-        if got >= init_size:
-            break
-    batches.close()  # ends the loader's iterator (and its workers)
-    if first is None:
+    # The initial sample: the first init_size rows of the first epoch's first batches.
+    first_epoch = _loader_batches(torch, loader, device=device)
+    want = init_size if init_size is not None else (lambda b: max(3 * len(b), 3 * k))
+    taken, sample, init_size = _first_rows(torch, first_epoch, want)
+    if not taken:
         raise ValueError("data is a DataLoader that yields no batch")
+    first = taken[0]
     d, dtype, dev = first.shape[1], first.dtype, first.device
     given = _check_init(init, first, k)
-    sample = torch.cat(taken)
     if given is None and len(sample) < k:
         raise ValueError(
             f"k={k} is larger than the {len(sample)} rows of the initial sample "
@@ -1076,15 +1118,18 @@ def _minibatch_loader(loader, k, *, n_epochs, init, init_size, seed, device, bac
     sp, offset, s_sq = _prepare(eng, eng.from_input(sample), None, "euclidean")
     c = _initial(eng, sp, k, None, np.random.default_rng(seed), init, given, offset, s_sq)
 
-    def centred():  # (B, d) rows in the frame of the sample's mean
-        for b in _loader_batches(torch, loader, d=d, dtype=dtype, device=dev):
+    def epoch(e):  # (B, d) rows centred on the sample's mean; a new pass of the loader
+        if e == 0:  # the first epoch goes on after the sample
+            batches = itertools.chain(taken, first_epoch)
+        else:
+            batches = _loader_batches(torch, loader, d=d, dtype=dtype, device=dev)
+        for b in batches:
             yield eng.from_input(b) - offset
 
     with _cpu_threads(torch, eng, len(first) * k * d) as adjust_threads:
-        c, _, stats, start, marks = _sculley(eng, c, centred, n_epochs, chunk_size,
-                                             adjust_threads)
+        c, stats, start, marks = _sculley(eng, c, epoch, n_epochs, chunk_size, adjust_threads)
         inertia = eng.total(c[:1, 0]) * 0  # one pass of the loader with the final centroids
-        for bp in centred():
+        for bp in epoch(1):
             dist, _ = eng.assign(bp, c, metric="euclidean", x_sq=eng.row_sqnorms(bp),
                                  chunk_size=chunk_size)
             inertia = inertia + eng.total(dist)

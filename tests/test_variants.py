@@ -89,6 +89,35 @@ def test_soft_kmeans_is_seeded_and_starts_where_kmeans_starts(blobs):
     assert start.n_iter == 0 and start.history == []
 
 
+@pytest.mark.parametrize(("optimizer", "lr"), [("adam", 0.05), ("sgd", 0.5)])
+def test_soft_kmeans_is_the_plain_autograd_loop_of_its_docstring(blobs, optimizer, lr):
+    x, _, _ = blobs
+    x = x[::3].astype(np.float64)
+    c0 = cl.kmeans_plusplus(x, 6, seed=0)
+    res = cl.soft_kmeans(x, 6, temperature=0.05, init=c0, max_iter=25, tol=0, lr=lr,
+                         optimizer=optimizer)
+    xt = torch.from_numpy(x)
+    var = xt.var(0, unbiased=False).mean()
+    t = 0.05 * var
+    c = torch.nn.Parameter(torch.from_numpy(c0).clone())
+    if optimizer == "adam":
+        opt = torch.optim.Adam([c], lr=float(lr * var.sqrt()))
+    else:
+        opt = torch.optim.SGD([c], lr=lr, momentum=0.9)
+    objs = []
+    for _ in range(25):
+        opt.zero_grad()
+        d2 = torch.cdist(xt, c) ** 2
+        loss = (-t * torch.logsumexp(-d2 / t, dim=1)).mean()
+        objs.append(float(loss.detach()) * len(x))
+        loss.backward()
+        opt.step()
+    # (Adam's eps is 1e-8 in units of s there, s = 24: a coordinate whose gradient is
+    # near 0 moves a little differently)
+    np.testing.assert_allclose(res.centroids, c.detach().numpy(), rtol=0, atol=1e-3)
+    np.testing.assert_allclose([h["obj"] for h in res.history], objs, rtol=1e-5)
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_soft_kmeans_optimizers_decrease_the_loss(blobs, optimizer):
     x, y, _ = blobs
@@ -219,6 +248,48 @@ def test_minibatch_with_all_rows_in_one_batch_is_lloyd(blobs):
     slow = cl.minibatch_kmeans(x, 6, batch_size=len(x), n_epochs=50, init=init)
     far = cl.kmeans(x, 6, init=init, max_iter=100, tol=0)
     assert centroid_gap(slow.centroids, far.centroids) > 0.05
+
+
+def sculley_point_by_point(x, c, batches, n_epochs):
+    """Sculley's algorithm as published: a batch's centres cached, then each point in turn."""
+    c = np.array(c, dtype=np.float64)
+    v = np.zeros(len(c))
+    for _ in range(n_epochs):
+        for idx in batches:
+            _, near = loop_assign(x[idx], c)
+            for i, j in zip(idx, near, strict=True):
+                v[j] += 1
+                c[j] = (1 - 1 / v[j]) * c[j] + x[i] / v[j]
+    return c
+
+
+def test_minibatch_is_sculleys_point_by_point_algorithm(blobs):
+    x, _, _ = blobs
+    x = x[::5].astype(np.float64)  # 300 points
+    init = x[[0, 1, 2, 3, 4, 5]]  # all in one blob: centres travel, some get no point at first
+    res = cl.minibatch_kmeans(x, 6, batch_size=64, n_epochs=3, init=init, shuffle=False)
+    batches = [np.arange(s, min(s + 64, len(x))) for s in range(0, len(x), 64)]
+    ref = sculley_point_by_point(x, init, batches, 3)
+    np.testing.assert_allclose(res.centroids, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_minibatch_over_a_loader_is_the_loop_of_its_docstring(blobs):
+    x, _, _ = blobs
+    x = x.astype(np.float64)
+    c0 = cl.kmeans_plusplus(x, 6, seed=1)
+    res = cl.minibatch_kmeans(loader_of(x, batch_size=100, seed=3), 6, n_epochs=2, init=c0)
+    k, c = 6, torch.from_numpy(c0).clone()
+    counts = torch.zeros(k, dtype=c.dtype)
+    loader = loader_of(x, batch_size=100, seed=3)
+    for _ in range(2):
+        for (xb,) in loader:
+            labels = torch.cdist(xb, c).argmin(1)
+            n_j = torch.bincount(labels, minlength=k).to(c.dtype)
+            sums = torch.zeros_like(c).index_add_(0, labels, xb)
+            counts += n_j
+            hit = n_j > 0
+            c[hit] += (sums[hit] - n_j[hit, None] * c[hit]) / counts[hit, None]
+    np.testing.assert_allclose(res.centroids.numpy(), c.numpy(), rtol=1e-10, atol=1e-10)
 
 
 def test_minibatch_is_seeded(blobs):
