@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import socket
 import tempfile
 import threading
 import time
@@ -964,20 +963,17 @@ def meanshift_step(y_local, x_local, bandwidth, *, group=None, kernel="gaussian"
 # --------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _child(rank, fn, world, port, backend, threads, timeout, out_dir, args):
+def _child(rank, fn, world, backend, threads, timeout, out_dir, args):
     torch = _torch()
     dist = torch.distributed
     if threads:
         torch.set_num_threads(threads)
     if backend == "nccl":
         torch.cuda.set_device(rank % torch.cuda.device_count())
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+    # a file store in the run's own fresh folder: no port to pick, so no other process can
+    # take it between the choice and the bind
+    store = (Path(out_dir) / "store").as_uri()
+    dist.init_process_group(backend, init_method=store, rank=rank,
                             world_size=world, timeout=timedelta(seconds=timeout))
     try:
         out = fn(rank, world, *args)
@@ -991,8 +987,9 @@ def run_local(fn, nprocs, *args, backend="gloo", timeout=120.0, threads=None):
     """Run ``fn(rank, world, *args)`` on ``nprocs`` local processes joined in one group.
 
     Each process is spawned (a fresh interpreter: ``fn`` must be importable, i.e. defined
-    in a module, not in a notebook cell), joins a group over 127.0.0.1 on a free port,
-    runs ``fn`` and returns its (picklable) result.
+    in a module, not in a notebook cell), joins a group through a file store in a fresh
+    temporary folder (no network port to choose), runs ``fn`` and returns its (picklable)
+    result.
 
     Parameters
     ----------
@@ -1029,7 +1026,7 @@ def run_local(fn, nprocs, *args, backend="gloo", timeout=120.0, threads=None):
         threads = max(1, (os.cpu_count() or 1) // nprocs)
     with tempfile.TemporaryDirectory(prefix="clusterlab-dist-") as out_dir:
         ctx = mp.start_processes(
-            _child, args=(fn, nprocs, _free_port(), backend, threads, timeout, out_dir, args),
+            _child, args=(fn, nprocs, backend, threads, timeout, out_dir, args),
             nprocs=nprocs, join=False, start_method="spawn",
         )
         deadline = time.monotonic() + timeout
