@@ -136,8 +136,12 @@ def test_check_assign_fails_apply_along_axis_and_the_packages_assign(capsys):
 
 
 def test_check_assign_fails_wrong_labels_and_float_labels(capsys):
-    fails(ck.check_assign, lambda x, c: ((x[:, None] - c[None]) ** 2).sum(2).argmax(1), capsys,
-          "not given their nearest centroid")
+    fails(
+        ck.check_assign,
+        lambda x, c: ((x[:, None] - c[None]) ** 2).sum(2).argmax(1),
+        capsys,
+        "not given their nearest centroid",
+    )
     fails(ck.check_assign, lambda x, c: centred(x, c).astype(float), capsys, "integers")
 
 
@@ -150,12 +154,24 @@ def bytes_of(shape, dtype):
 
 def test_check_bytes_of(capsys):
     passes(ck.check_bytes_of, bytes_of, capsys)
-    passes(ck.check_bytes_of, lambda s, t: int(np.prod(s, dtype=np.int64)) * np.dtype(t).itemsize,
-           capsys)
-    fails(ck.check_bytes_of, lambda s, t: np.empty(s, dtype=t).nbytes if math.prod(s) < 10**6
-          else bytes_of(s, t), capsys, "allocated", "without making the array")
-    fails(ck.check_bytes_of, lambda s, t: np.prod(s) * np.dtype(t).itemsize, capsys,
-          "expected a Python int")
+    passes(
+        ck.check_bytes_of,
+        lambda s, t: int(np.prod(s, dtype=np.int64)) * np.dtype(t).itemsize,
+        capsys,
+    )
+    fails(
+        ck.check_bytes_of,
+        lambda s, t: np.empty(s, dtype=t).nbytes if math.prod(s) < 10**6 else bytes_of(s, t),
+        capsys,
+        "allocated",
+        "without making the array",
+    )
+    fails(
+        ck.check_bytes_of,
+        lambda s, t: np.prod(s) * np.dtype(t).itemsize,
+        capsys,
+        "expected a Python int",
+    )
     fails(ck.check_bytes_of, lambda s, t: math.prod(s) * 4, capsys, "expected 80")
 
 
@@ -178,8 +194,12 @@ def test_check_largest_n(capsys):
         return n
 
     fails(ck.check_largest_n, count_up, capsys, "one row at a time")
-    fails(ck.check_largest_n, lambda r, t, b: int(b / bytes_of((1, *r), t)), capsys,
-          "integer division")
+    fails(
+        ck.check_largest_n,
+        lambda r, t, b: int(b / bytes_of((1, *r), t)),
+        capsys,
+        "integer division",
+    )
     fails(ck.check_largest_n, lambda r, t, b: b // bytes_of(r, t) - 1, capsys, "expected")
 
 
@@ -195,8 +215,9 @@ def four_datasets(order=(0, 1, 2, 3), labelled=True, titled=True):
     fig, axes = plt.subplots(2, 2)
     for ax, i in zip(axes.ravel(), order, strict=True):
         x, y, title = sets[i]
-        cl.plotting.plot_clusters(x, labels=y if labelled else None, ax=ax,
-                                  title=title if titled else None)
+        cl.plotting.plot_clusters(
+            x, labels=y if labelled else None, ax=ax, title=title if titled else None
+        )
     return fig
 
 
@@ -206,10 +227,16 @@ def test_check_four_datasets(capsys):
 
     def plain_scatter():  # another way: matplotlib alone, coloured by label
         fig, axes = plt.subplots(2, 2)
-        for ax, (x, y) in zip(axes.ravel(), [cl.data.make_six_blobs(seed=0)[:2],
-                                             cl.data.make_scaled_blobs(300, 4, seed=0),
-                                             cl.data.make_moons_data(400, seed=0),
-                                             cl.data.load_digits_2d(seed=0)], strict=True):
+        for ax, (x, y) in zip(
+            axes.ravel(),
+            [
+                cl.data.make_six_blobs(seed=0)[:2],
+                cl.data.make_scaled_blobs(300, 4, seed=0),
+                cl.data.make_moons_data(400, seed=0),
+                cl.data.load_digits_2d(seed=0),
+            ],
+            strict=True,
+        ):
             ax.scatter(x[:, 0], x[:, 1], c=y, cmap="tab10", s=3)
             ax.set_title("data")
         return fig
@@ -232,8 +259,7 @@ def test_check_standardise(capsys):
 
     passes(ck.check_standardise, standardise, capsys)
     passes(ck.check_standardise, lambda x: standardise(np.asarray(x, dtype=np.float64)), capsys)
-    fails(ck.check_standardise, lambda x: StandardScaler().fit_transform(x), capsys,
-          "scikit-learn")
+    fails(ck.check_standardise, lambda x: StandardScaler().fit_transform(x), capsys, "scikit-learn")
 
     def one_pass(x):
         std = np.sqrt(np.maximum((x * x).mean(0) - x.mean(0) ** 2, 0))
@@ -250,8 +276,12 @@ def test_check_standardise(capsys):
 
     fails(ck.check_standardise, in_place, capsys, "the input was modified")
     fails(ck.check_standardise, lambda x: (x - x.mean(0)) / x.std(0), capsys, "NaN")
-    fails(ck.check_standardise, lambda x: (x - x.mean(0)) / x.std(0, ddof=1).clip(1e-9),
-          capsys, "differs")
+    fails(
+        ck.check_standardise,
+        lambda x: (x - x.mean(0)) / x.std(0, ddof=1).clip(1e-9),
+        capsys,
+        "differs",
+    )
 
 
 def test_check_distance_shares(capsys):
@@ -287,8 +317,9 @@ def test_animate_kmeans_from_a_history_of_states():
     x, _, _ = cl.data.make_six_blobs(50, seed=0)
     c0 = cl.kmeans_plusplus(x, 6, seed=0)
     states = [cl.kmeans(x, 6, init=c0, max_iter=i, tol=0) for i in range(4)]
-    anim = animate_kmeans(x, [s.centroids for s in states], [s.labels for s in states],
-                          figsize=(3, 3), dpi=40)
+    anim = animate_kmeans(
+        x, [s.centroids for s in states], [s.labels for s in states], figsize=(3, 3), dpi=40
+    )
     assert isinstance(anim, FuncAnimation)
     fig = anim._fig
     ax = fig.axes[0]
