@@ -311,6 +311,7 @@ def test_check_distance_shares(capsys):
 # ------------------------------------------------------------------------ animate_kmeans
 
 
+@pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
 def test_animate_kmeans_from_a_history_of_states():
     from matplotlib.animation import FuncAnimation
 
@@ -339,6 +340,7 @@ def test_animate_kmeans_from_a_history_of_states():
     plt.close(fig)
 
 
+@pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
 def test_animate_kmeans_labels_default_to_the_nearest_centroid_and_html_is_small():
     x, _, _ = cl.data.make_six_blobs(40, seed=1)
     traj = np.stack([cl.kmeans(x, 6, max_iter=i, tol=0, seed=1).centroids for i in range(3)])
