@@ -70,21 +70,31 @@ def test_batched_step_fails_wrong_numbers_and_types(capsys):
 # --------------------------------------------------------------------------- fair timer
 
 
-def fair(work, sync, clock, repeat):
-    work()
-    sync()
-    times = []
-    for _ in range(repeat):
-        sync()
-        t0 = clock()
-        work()
-        sync()
-        times.append(clock() - t0)
-    return times
+def timer(*, warm_up=True, sync_before=True, sync_after=True):
+    """A timer that follows the rules, or skips the one switched off."""
+
+    def run(work, sync, clock, repeat):
+        if warm_up:
+            work()
+        times = []
+        for _ in range(repeat):
+            if sync_before:
+                sync()
+            t0 = clock()
+            work()
+            if sync_after:
+                sync()
+            times.append(clock() - t0)
+        return times
+
+    return run
+
+
+fair = timer()
 
 
 def fair_other_way(work, sync, clock, repeat):
-    # Waits after every call (the warm-up too) instead of before each start.
+    # Waits after the warm-up and after every call instead of before each start.
     work()
     sync()
     times = np.empty(repeat)
@@ -96,41 +106,8 @@ def fair_other_way(work, sync, clock, repeat):
     return times
 
 
-def no_warmup(work, sync, clock, repeat):
-    return [_one(work, sync, clock) for _ in range(repeat)]
-
-
-def _one(work, sync, clock):
-    t0 = clock()
-    work()
-    sync()
-    return clock() - t0
-
-
-def no_sync_at_the_end(work, sync, clock, repeat):
-    work()
-    sync()
-    times = []
-    for _ in range(repeat):
-        t0 = clock()
-        work()
-        times.append(clock() - t0)
-    return times
-
-
-def no_sync_at_the_start(work, sync, clock, repeat):
-    work()  # the warm-up's work is still queued when the first clock starts
-    times = []
-    for _ in range(repeat):
-        t0 = clock()
-        work()
-        sync()
-        times.append(clock() - t0)
-    return times
-
-
 def first_call_timed(work, sync, clock, repeat):
-    times = [_one(work, sync, clock) for _ in range(repeat)]
+    times = timer(warm_up=False)(work, sync, clock, repeat)
     work()  # an extra call, but after the timed ones
     return times
 
@@ -144,10 +121,10 @@ def test_fair_timer_passes_fair_timers(capsys):
 @pytest.mark.parametrize(
     ("timer", "message"),
     [
-        (no_warmup, "call it once more, untimed, first"),
+        (timer(warm_up=False), "call it once more, untimed, first"),
         (first_call_timed, "includes the first call's one-off cost"),
-        (no_sync_at_the_end, "the clock was read before the device finished"),
-        (no_sync_at_the_start, "work queued before the clock started was counted"),
+        (timer(sync_after=False), "the clock was read before the device finished"),
+        (timer(sync_before=False), "work queued before the clock started was counted"),
     ],
 )
 def test_fair_timer_fails_a_timer_that_breaks_a_rule(timer, message, capsys):
