@@ -784,9 +784,9 @@ def soft_kmeans(
                 c = u * s  # (k, d)
                 # (B, k) squared distances, ||x||^2 - 2 x.c + ||c||^2 on centred rows
                 dist = torch.addmm(x_sq[i:i + rows, None], xp[i:i + rows], c.T, alpha=-2.0)
-                dist = (dist + (c * c).sum(1)).clamp_min(0.0)
+                dist = dist + (c * c).sum(1)  # (rounding may leave -1e-7: harmless here)
                 loss = -t_abs * torch.logsumexp(dist / -t_abs, dim=1)  # (B,) soft minimum
-                near = dist.detach().amin(1)  # (B,) hard minimum
+                near = dist.detach().amin(1).clamp_min_(0.0)  # (B,) hard minimum
                 if we is not None:
                     loss, near = loss * we[i:i + rows], near * we[i:i + rows]
                 block = loss.sum()
@@ -858,6 +858,29 @@ def _loader_batches(torch, loader, *, d=None, dtype=None, device=None):
         elif b.shape[1] != d:
             raise ValueError(f"batch {i} of data has {b.shape[1]} features, the first batch had {d}")
         yield b.to(device=device, dtype=dtype)
+
+
+class _RowBatches:
+    """A DataLoader's sampler of index batches over ``n`` rows, ``step`` at a time.
+
+    Every pass draws a new permutation from ``generator`` (in order without one), cut
+    into index tensors: no Python int per row, as ``BatchSampler(RandomSampler(...))``
+    makes.
+    """
+
+    def __init__(self, torch, n, step, generator=None):
+        self.torch, self.n, self.step, self.generator = torch, n, step, generator
+
+    def __len__(self):
+        return -(-self.n // self.step)
+
+    def __iter__(self):
+        torch = self.torch
+        if self.generator is None:
+            order = torch.arange(self.n)
+        else:
+            order = torch.randperm(self.n, generator=self.generator)
+        return iter(order.split(self.step))
 
 
 def _first_rows(torch, batches, init_size):
@@ -1058,18 +1081,15 @@ def minibatch_kmeans(
         return _unscale_result(res, f)
     init_size = min(n, max(3 * step, 3 * k) if init_size is None else init_size)
 
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+    from torch.utils.data import DataLoader, TensorDataset
 
     eng = get_engine(backend, x)
     xp, offset, x_sq = _prepare(eng, x, None, "euclidean")  # centred once
     rows = torch.as_tensor(xp)  # (n, d), no copy
     # A DataLoader of index batches: one gather per batch, not one __getitem__ per row.
-    if shuffle:
-        order = RandomSampler(range(n), generator=torch.Generator().manual_seed(seed))
-    else:
-        order = SequentialSampler(range(n))
-    loader = DataLoader(torch.utils.data.TensorDataset(rows), batch_size=None,
-                        sampler=BatchSampler(order, step, drop_last=False))
+    gen = torch.Generator().manual_seed(seed) if shuffle else None
+    loader = DataLoader(TensorDataset(rows), batch_size=None,
+                        sampler=_RowBatches(torch, n, step, gen))
 
     # The initial sample: the first init_size rows of the first epoch's first batches.
     first_epoch = (b for (b,) in loader)
