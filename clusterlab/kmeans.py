@@ -860,6 +860,15 @@ def _loader_batches(torch, loader, *, d=None, dtype=None, device=None):
         yield b.to(device=device, dtype=dtype)
 
 
+def _check_init_size(init_size, k, init):
+    """An initial sample too small to draw ``k`` centroids from is refused up front."""
+    if init_size is not None and isinstance(init, str) and init_size < k:
+        raise ValueError(
+            f"init_size={init_size} is smaller than k={k}: init={init!r} draws the k "
+            "initial centroids from init_size rows; raise init_size (or leave it None)"
+        )
+
+
 class _RowBatches:
     """A DataLoader's sampler of index batches over ``n`` rows, ``step`` at a time.
 
@@ -1058,6 +1067,7 @@ def minibatch_kmeans(
                 "batch size; leave batch_size=None (or pass an array)"
             )
         k = check_int(k, "k", low=1)
+        _check_init_size(init_size, k, init)
         return _minibatch_loader(data, k, n_epochs=n_epochs, init=init, init_size=init_size,
                                  seed=seed, device=device, backend=backend, chunk_size=chunk_size)
     if device is not None:
@@ -1068,6 +1078,7 @@ def minibatch_kmeans(
     x = check_array(data, "data")
     n, d = x.shape
     k = check_k(k, n)
+    _check_init_size(init_size, k, init)
     step = check_rows(1024 if batch_size is None else batch_size, "batch_size", n)
     given = _check_init(init, x, k)
     torch = _torch("minibatch_kmeans")

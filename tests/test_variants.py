@@ -371,6 +371,11 @@ def test_minibatch_bad_arguments(blobs):
         cl.minibatch_kmeans(x, 6, device="cuda")
     with pytest.raises(ValueError, match="init_size must be >= 1, got 0"):
         cl.minibatch_kmeans(x, 6, init_size=0)
+    for data in (x, loader_of(x)):
+        with pytest.raises(ValueError, match="init_size=3 is smaller than k=6"):
+            cl.minibatch_kmeans(data, 6, init_size=3, init="random")
+    given = cl.minibatch_kmeans(x, 6, init_size=3, init=x[:6], n_epochs=1)  # nothing drawn
+    assert given.n_iter == 1
     with pytest.raises(ValueError, match="backend must be one of"):
         cl.minibatch_kmeans(x, 6, backend="gpu")
     with pytest.raises(ValueError, match="batch_size=64 was given with a DataLoader"):
