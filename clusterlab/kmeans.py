@@ -556,17 +556,20 @@ def _torch(what: str):
 
 
 @contextlib.contextmanager
-def _cpu_threads(torch, eng, work):
-    """torch's threads on a CPU inside the block: those the machine has free.
+def _cpu_threads(torch, eng, work, *, by_load=True):
+    """torch's threads on a CPU inside the block, for loops of many small operations.
 
     Every torch operation on a CPU is an OpenMP region; with other processes on the
     cores, a 2-thread region over a (1500, 6) block was measured at 25 ms instead of
-    0.2 ms on one thread (see :mod:`clusterlab.engines.cpu_kernels`). Loops of many
-    small operations (autograd steps, mini-batches) therefore use the threads that
-    :func:`~clusterlab.engines.cpu_kernels.threads_for` finds free, unless their
-    ``work`` (multiply-adds per operation) is big. The block gets a function that
-    measures again (call it once per step: the load changes, and the first
-    measurement of a process sees none); torch's setting is restored on exit.
+    0.2 ms on one thread (see :mod:`clusterlab.engines.cpu_kernels`). Unless ``work``
+    (multiply-adds per step) reaches :data:`~clusterlab.engines.cpu_kernels.BIG_WORK`,
+    the block runs on the threads that
+    :func:`~clusterlab.engines.cpu_kernels.threads_for` finds free (``by_load``: for
+    operations whose results do not depend on the number of threads; the block gets a
+    function that measures again, to call once per step, as the first measurement of
+    a process sees no load), or on one thread (when the results would depend on it:
+    torch's reductions and BLAS round differently with another number of threads, and
+    the machine's load must not change a result). torch's setting is restored on exit.
     """
     from clusterlab.engines import cpu_kernels
 
@@ -575,11 +578,11 @@ def _cpu_threads(torch, eng, work):
 
     def adjust():
         if small:
-            torch.set_num_threads(cpu_kernels.threads_for(before))
+            torch.set_num_threads(cpu_kernels.threads_for(before) if by_load else 1)
 
     adjust()
     try:
-        yield adjust
+        yield adjust if by_load else (lambda: None)
     finally:
         if small:
             torch.set_num_threads(before)
@@ -687,7 +690,10 @@ def soft_kmeans(
         Rows per (rows, k) block. Each block is back-propagated on its own (its gradient
         accumulated in the parameter), so memory holds one block and its autograd
         intermediates, never the (n, k) matrix; by default sized from the memory budget
-        (:data:`clusterlab.engines.base.BLOCK_BUDGET`).
+        (:data:`clusterlab.engines.base.BLOCK_BUDGET`). On a CPU the steps run on one
+        thread unless one step is big (``n * k * d`` at least
+        :data:`~clusterlab.engines.cpu_kernels.BIG_WORK`), then on torch's threads:
+        results never depend on how busy the machine is.
 
     Returns
     -------
@@ -775,9 +781,9 @@ def soft_kmeans(
     rows = chunk_rows(n, k, xp.element_size() * _AUTOGRAD_BLOCKS, eng.device_type, chunk_size)
     scale = 1.0 / (total_w * var)  # the loss optimised is dimensionless: mean loss / s**2
     stats, marks, start = [], [], eng.mark()
-    with torch.enable_grad(), _cpu_threads(torch, eng, rows * k * d) as adjust_threads:
+    # one thread on a CPU unless a step is big: the same result whatever the load
+    with torch.enable_grad(), _cpu_threads(torch, eng, n * k * d, by_load=False):
         for _ in range(max_iter):
-            adjust_threads()
             opt.zero_grad()
             soft = hard = torch.zeros((), dtype=torch.float64, device=xp.device)
             for i in range(0, n, rows):

@@ -89,6 +89,24 @@ def test_soft_kmeans_is_seeded_and_starts_where_kmeans_starts(blobs):
     assert start.n_iter == 0 and start.history == []
 
 
+def test_results_do_not_depend_on_the_machines_load(monkeypatch):
+    # the number of threads chosen from the load must not change a result (torch's
+    # reductions round differently on 1 and 2 threads: soft_kmeans differed by 1e-6)
+    from clusterlab.engines import cpu_kernels
+
+    x = np.random.default_rng(0).normal(size=(3000, 16)).astype(np.float32)
+    runs = []
+    for free in (1, 2):
+        monkeypatch.setattr(cpu_kernels, "threads_for", lambda n, free=free: min(n, free))
+        runs.append((cl.soft_kmeans(x, 10, seed=0, max_iter=5, tol=0),
+                     cl.minibatch_kmeans(x, 10, batch_size=1000, n_epochs=2, seed=0)))
+    (soft1, mb1), (soft2, mb2) = runs
+    np.testing.assert_array_equal(soft1.centroids, soft2.centroids)
+    assert soft1.history[-1]["obj"] == soft2.history[-1]["obj"]
+    np.testing.assert_array_equal(mb1.centroids, mb2.centroids)
+    assert mb1.inertia == mb2.inertia
+
+
 @pytest.mark.parametrize(("optimizer", "lr"), [("adam", 0.05), ("sgd", 0.5)])
 def test_soft_kmeans_is_the_plain_autograd_loop_of_its_docstring(blobs, optimizer, lr):
     x, _, _ = blobs
