@@ -26,6 +26,7 @@ __all__ = [
     "check_memory_bound",
     "check_memory_plan",
     "check_merge",
+    "check_spherical_update",
     "check_torch_update",
     "check_update",
 ]
@@ -555,7 +556,8 @@ def _update_reference(x, labels, k):
     return sums, counts
 
 
-def _update_judge(out, x, labels, k):
+def _update_judge(out, x, labels, k, unit=False):
+    """The centroids ``out`` against the cluster means (``unit``: the normalised sums)."""
     x, labels = to_numpy(x).astype(np.float64), to_numpy(labels)
     sums, counts = _update_reference(x, labels, k)
     got = to_numpy(out).astype(np.float64)
@@ -568,6 +570,12 @@ def _update_judge(out, x, labels, k):
         return f"centroid {j} is NaN or inf{why}"
     full = counts > 0
     expected = sums[full] / counts[full, None]
+    if unit:
+        norms = np.linalg.norm(got[full], axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-6):
+            return (f"centroid norms run from {norms.min():.4g} to {norms.max():.4g}, not 1: a "
+                    "spherical centroid is its cluster's mean direction, the sum divided by its norm")
+        expected = sums[full] / np.linalg.norm(sums[full], axis=1, keepdims=True)
     return _close_problem(got[full], expected, "centroids of non-empty clusters")
 
 
@@ -678,17 +686,12 @@ def check_kmeans_plusplus(fn, n_runs=20):
     )
 
 
-def check_torch_update(fn):
-    """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``: the
-    cluster means, vectorised.
-
-    The means must be right (an empty cluster: any finite row), and the technique is
-    watched: ``fn`` also runs at n = 64 and 256 points (k = 4) and at k = 4 and 16
-    clusters (n = 256). When the torch operations it dispatches (:func:`_torch_watched`)
-    or the Python steps it runs (:func:`_traced`) grow with n, it loops in Python over
-    the points; with k, over the clusters. Both fail: the exercise replaces section 1's loop over clusters by one
-    scatter for all of them. Any vectorised way passes (``index_add_``, ``scatter_add_``,
-    ``scatter_reduce``, a one-hot matrix product, ``bincount`` with weights per column).
+def _vectorised_update(title, fn, judge_out, cases):
+    """Run an update check: ``cases`` = [(label, make_args)] judged by ``judge_out(out, x,
+    labels, k)``, then the technique: ``fn`` runs at n = 64 and 256 points (k = 4) and at
+    k = 4 and 16 clusters (n = 256). When the torch operations it dispatches
+    (:func:`_torch_watched`) or the Python steps it runs (:func:`_traced`) grow with n, it
+    loops in Python over the points; with k, over the clusters. Both fail.
     """
     import torch
     import torch._dynamo  # noqa: F401  (a dispatch mode's first op imports it: not under a trace)
@@ -701,12 +704,13 @@ def check_torch_update(fn):
     def judge(seen, x, labels, k):
         if not is_torch(seen.out):
             return f"expected a torch.Tensor, got {type(seen.out).__name__}"
-        return _update_judge(seen.out, x, labels, k)
+        return judge_out(seen.out, x, labels, k)
 
     def sized(n, k):
         gen = torch.Generator().manual_seed(53 + n + k)
         labels = torch.randperm(n, generator=gen) % k  # no empty cluster
-        return torch.randn(n, 3, generator=gen, dtype=torch.float64), labels, k
+        x = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+        return x / x.norm(dim=1, keepdim=True), labels, k  # unit rows suit every update
 
     def judge_loops(seen, x, labels, k):
         problem = judge(seen, x, labels, k)
@@ -723,16 +727,55 @@ def check_torch_update(fn):
             if c - b >= 6:  # 12 more clusters
                 return (f"a Python loop over the clusters: the {words} it runs grow with k ({b} "
                         f"at k=4, {c} at k=16); the exercise replaces that loop (section 1) by "
-                        "one index_add_ and one bincount that serve every cluster at once")
+                        "one index_add_ (and one bincount for the counts) for every cluster at once")
         return None
 
-    cases = [
-        ("300 points, k=5", _update_case(51, 300, 5, False, True), judge),
-        ("k=4 with an empty cluster", _update_case(52, 100, 4, True, True), judge),
-        ("no Python loop over points or clusters (n=64 and 256, k=4 and 16)",
-         lambda: sized(256, 4), judge_loops),
-    ]
-    return _run("check_torch_update", call if callable(fn) else fn, cases)
+    cases = [(label, make, judge) for label, make in cases]
+    cases.append(("no Python loop over points or clusters (n=64 and 256, k=4 and 16)",
+                  lambda: sized(256, 4), judge_loops))
+    return _run(title, call if callable(fn) else fn, cases)
+
+
+def check_torch_update(fn):
+    """Check ``fn(x tensor (n, d), labels int64 tensor (n,), k) -> (k, d) tensor``: the
+    cluster means, vectorised.
+
+    The means must be right (an empty cluster: any finite row), and no Python loop over
+    the points or over the clusters may compute them (:func:`_vectorised_update`): the
+    exercise replaces section 1's loop over clusters by one scatter for all of them. Any
+    vectorised way passes (``index_add_``, ``scatter_add_``, ``scatter_reduce``, a one-hot
+    matrix product, ``bincount`` with weights per column).
+    """
+    return _vectorised_update("check_torch_update", fn, _update_judge, [
+        ("300 points, k=5", _update_case(51, 300, 5, False, True)),
+        ("k=4 with an empty cluster", _update_case(52, 100, 4, True, True)),
+    ])
+
+
+def check_spherical_update(fn):
+    """Check ``fn(x tensor (n, d) of unit rows, labels int64 tensor (n,), k) -> (k, d)``:
+    spherical k-means' centroids, vectorised.
+
+    Each centroid of a non-empty cluster must be the normalised sum (or mean) of its
+    points — unit norm, so a plain mean fails with the norms it has — an empty cluster
+    any finite row, and no Python loop over the points or clusters may compute them
+    (:func:`_vectorised_update`).
+    """
+
+    def unit_rows(case):
+        def make():
+            x, labels, k = case()
+            return x / x.norm(dim=1, keepdim=True), labels, k
+
+        return make
+
+    def judge(out, x, labels, k):
+        return _update_judge(out, x, labels, k, unit=True)
+
+    return _vectorised_update("check_spherical_update", fn, judge, [
+        ("300 unit rows, k=5", unit_rows(_update_case(56, 300, 5, False, True))),
+        ("k=4 with an empty cluster", unit_rows(_update_case(57, 100, 4, True, True))),
+    ])
 
 
 def check_chunked_assign(fn):

@@ -224,3 +224,38 @@ def test_watch_restores_the_tracer_after_an_error():
     before = sys.gettrace()
     assert ck.check_torch_update(boom) is False
     assert sys.gettrace() is before
+
+
+# --- check_spherical_update --------------------------------------------------------------
+
+
+def spherical_index_add(x, labels, k):
+    sums = torch.zeros(k, x.shape[1], dtype=x.dtype).index_add_(0, labels, x)
+    return sums / sums.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def spherical_one_hot(x, labels, k):
+    means = update_one_hot(x, labels, k)  # the mean has the sum's direction
+    return F.normalize(means, dim=1)
+
+
+def spherical_loop_clusters(x, labels, k):
+    return torch.stack([F.normalize(x[labels == j].sum(0), dim=0) for j in range(k)])
+
+
+@pytest.mark.parametrize("fn", [spherical_index_add, spherical_one_hot])
+def test_spherical_update_passes_any_vectorised_solution(fn, capsys):
+    assert ck.check_spherical_update(fn) is True
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_spherical_update_fails_a_loop_over_clusters(capsys):
+    assert ck.check_spherical_update(spherical_loop_clusters) is False
+    out = capsys.readouterr().out
+    assert "✓ check_spherical_update — 300 unit rows, k=5" in out
+    assert "a Python loop over the clusters" in out
+
+
+def test_spherical_update_fails_a_plain_mean(capsys):
+    assert ck.check_spherical_update(update_index_add) is False
+    assert "not 1: a spherical centroid is its cluster's mean direction" in capsys.readouterr().out
