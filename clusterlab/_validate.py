@@ -143,6 +143,9 @@ def check_array(x, name: str = "x"):
 
         if x.is_complex():
             raise TypeError(f"{name} must be real, got a complex tensor of dtype {x.dtype}")
+        # clustering is not differentiated through (labels are discrete): no autograd graph,
+        # and no warning from converting a tensor that requires grad to a number
+        x = x.detach()
         if x.dtype not in (torch.float32, torch.float64):
             x = x.to(torch.float32)
         shape = tuple(x.shape)

@@ -416,3 +416,20 @@ def test_huge_chunk_size_in_the_lloyd_loop_with_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["True", "True"]
+
+
+def test_a_tensor_that_requires_grad_is_clustered_without_a_graph_or_warning():
+    import warnings
+
+    import torch
+
+    import clusterlab as cl
+
+    x = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when a tensor that requires grad becomes a number
+        res = cl.kmeans(x, 3, seed=0)
+        dist, labels = cl.assign(x, res.centroids)
+        ms = cl.meanshift(x, 1.0, max_iter=3)
+    assert not (res.centroids.requires_grad or dist.requires_grad or ms.points.requires_grad)
+    assert torch.equal(res.labels, cl.kmeans(x.detach(), 3, seed=0).labels)
