@@ -958,6 +958,13 @@ def check_merge(fn):
     return _run("check_merge", fn, [("four modes", lambda: (points.copy(), 1.0), judge)])
 
 
+def _torch_step_problem(new, points, data, h):
+    """What is wrong with ``new`` as one Gaussian step of ``points`` over ``data`` (a tensor)."""
+    if not is_torch(new):
+        return f"expected a torch.Tensor, got {type(new).__name__}"
+    return _step_judge(new, points, data, h)
+
+
 def check_batched_step(fn):
     """Check ``fn(points tensor (m, d), data tensor (n, d), bandwidth, batch_size)
     -> new points tensor (m, d)``: one Gaussian step, ``batch_size`` points at a time.
@@ -984,9 +991,7 @@ def check_batched_step(fn):
 
     def judge(out, points, data, h, batch):
         new, largest = out
-        if not is_torch(new):
-            return f"expected a torch.Tensor, got {type(new).__name__}"
-        problem = _step_judge(new, points, data, h)
+        problem = _torch_step_problem(new, points, data, h)
         if problem:
             return problem
         m, n = points.shape[0], data.shape[0]
@@ -1008,17 +1013,63 @@ def check_batched_step(fn):
     return _run(title, call if callable(fn) else fn, cases)
 
 
+def _torch_calls(fn, *args):
+    """Run ``fn(*args)``; return its result and, for every torch function it called (methods
+    and operators included, as ``TorchFunctionMode`` sees them), ``(name, input shapes,
+    output shapes)``."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._pytree import tree_leaves
+
+    def shapes(tree):
+        return [tuple(t.shape) for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+
+    calls = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            calls.append((getattr(func, "__name__", str(func)), shapes((args, kwargs)), shapes(out)))
+            return out
+
+    with Record():
+        out = fn(*args)
+    return out, calls
+
+
 def check_attention_step(fn):
-    """Check ``fn(points tensor, data tensor, bandwidth) -> new points tensor`` (attention)."""
+    """Check ``fn(points tensor (m, d), data tensor (n, d), bandwidth) -> new points (m, d)``:
+    one Gaussian step written as softmax attention by hand.
+
+    The new points must equal one Gaussian step, and the technique is watched (every torch
+    function ``fn`` calls, with the shapes it takes and makes): ``scaled_dot_product_attention``
+    must not be called, and the (m, n) logits must come from (d + 1)-wide queries and keys
+    (``q @ k.T``, ``einsum``, a broadcast product summed over the last axis: any way). A step
+    computed from plain distances (``cdist``, ``||y||^2 - 2 y.x + ||x||^2``) fails.
+    """
+
+    def call(points, data, h):
+        return _torch_calls(fn, points, data, h)
 
     def judge(out, points, data, h):
-        if not is_torch(out):
-            return f"expected a torch.Tensor, got {type(out).__name__}"
-        return _step_judge(out, points, data, h)
+        new, calls = out
+        problem = _torch_step_problem(new, points, data, h)
+        if problem:
+            return problem
+        if any("scaled_dot_product_attention" in name for name, _, _ in calls):
+            return ("it calls scaled_dot_product_attention: build the queries and keys and "
+                    "compute softmax(Q K^T) V yourself")
+        m, n, d = points.shape[0], data.shape[0], data.shape[1]
+        if not any(any(d + 1 in s for s in ins) and any(m in s and n in s for s in outs)
+                   for _, ins, outs in calls):
+            return (f"the right step, but no ({m}, {n}) logits from queries and keys of width "
+                    f"d + 1 = {d + 1}: queries [y/h, 1], keys [x/h, -||x||^2/2h^2], then "
+                    "softmax(Q K^T) V")
+        return None
 
     return _run(
         "check_attention_step",
-        fn,
+        call if callable(fn) else fn,
         [("100 points over 300 data, h=3", _step_case(95, 100, 300, 3.0, True), judge),
          ("the data themselves, h=1.5", _step_case(96, 200, 200, 1.5, True), judge)],
     )

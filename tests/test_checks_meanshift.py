@@ -67,6 +67,49 @@ def test_batched_step_fails_wrong_numbers_and_types(capsys):
     assert "expected a torch.Tensor" in capsys.readouterr().out
 
 
+# --------------------------------------------------------------------------- attention
+
+
+def keys_and_queries(p, x, h):
+    q = torch.cat([p / h, torch.ones(len(p), 1)], 1)  # (m, d+1)
+    k = torch.cat([x / h, -(x * x).sum(1, keepdim=True) / (2 * h * h)], 1)  # (n, d+1)
+    return q, k
+
+
+def attention_matmul(p, x, h):
+    q, k = keys_and_queries(p, x, h)
+    return torch.softmax(q @ k.T, dim=1) @ x
+
+
+def attention_broadcast(p, x, h):
+    q, k = keys_and_queries(p, x, h)
+    return torch.softmax((q[:, None, :] * k[None]).sum(-1), dim=1) @ x
+
+
+def attention_sdpa(p, x, h):
+    q, k = keys_and_queries(p, x, h)
+    return torch.nn.functional.scaled_dot_product_attention(q[None], k[None], x[None], scale=1.0)[0]
+
+
+def gaussian_from_distances(p, x, h):
+    return torch.softmax(-torch.cdist(p, x) ** 2 / (2 * h * h), dim=1) @ x
+
+
+def test_attention_step_passes_attention_written_any_way(capsys):
+    assert ck.check_attention_step(attention_matmul) is True
+    assert ck.check_attention_step(attention_broadcast) is True
+    assert "✗" not in capsys.readouterr().out
+
+
+def test_attention_step_fails_what_skips_the_technique(capsys):
+    assert ck.check_attention_step(attention_sdpa) is False
+    assert "it calls scaled_dot_product_attention" in capsys.readouterr().out
+    assert ck.check_attention_step(gaussian_from_distances) is False
+    assert "no (100, 300) logits from queries and keys of width" in capsys.readouterr().out
+    assert ck.check_attention_step(lambda p, x, h: attention_matmul(p, x, 2 * h)) is False
+    assert "new points differs" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- fair timer
 
 
