@@ -1357,17 +1357,38 @@ def check_keops_assign(fn):
 def check_keops_meanshift_step(fn):
     """Check ``fn(points tensor, data tensor, bandwidth) -> new points tensor`` (e.g. KeOps).
 
-    One Gaussian mean-shift step, compared with the NumPy engine in float64.
+    One Gaussian mean-shift step, compared with the NumPy engine in float64. The technique
+    is checked as in :func:`check_keops_assign`: a KeOps reduction (``LazyTensor`` or
+    ``Genred``) must produce one row per point, and no torch operation inside ``fn`` may make
+    a tensor of m * n numbers or more (the (points, data) kernel matrix, stored).
     """
 
-    def judge(out, points, data, h):
+    def call(points, data, h):
+        return _keops_watch(fn, points, data, h)
+
+    def judge(watched, points, data, h):
+        out, largest, reductions = watched
         if not is_torch(out):
             return f"expected a torch.Tensor, got {type(out).__name__}"
-        return _step_judge(out, points, data, h)
+        problem = _step_judge(out, points, data, h)
+        if problem:
+            return problem
+        m, n = points.shape[0], data.shape[0]
+        if not any(shape[:1] == (m,) for shape in reductions):
+            return ("right step, but no KeOps reduction ran: wrap the points and data in "
+                    "LazyTensor(points[:, None, :]) and LazyTensor(data[None, :, :]) and reduce the "
+                    "symbolic kernel, e.g. with .sumsoftmaxweight(x_j, dim=1)")
+        if largest >= m * n:
+            return (f"right step, but a torch operation made a tensor of {largest:,} numbers "
+                    f"(m * n = {m * n:,}): the kernel matrix was stored; let the KeOps reduction "
+                    "compute the weights instead")
+        return None
 
+    if not callable(fn):
+        return _run("check_keops_meanshift_step", fn, [])
     return _run(
         "check_keops_meanshift_step",
-        fn,
+        call,
         [
             ("100 points over 300 data, h=3", _step_case(111, 100, 300, 3.0, True), judge),
             ("the data themselves, h=1.5", _step_case(112, 200, 200, 1.5, True), judge),

@@ -25,11 +25,13 @@ def step(p, x, h):
     return torch.softmax(-d2 / (2 * h * h), dim=1) @ x
 
 
-@pytest.mark.parametrize(("check", "right"), [(ck.check_keops_meanshift_step, step)])
-def test_right_answers_pass(check, right, capsys):
-    assert check(right) is True
-    out = capsys.readouterr().out
-    assert "✗" not in out and out.count("✓") >= 2
+def test_right_step_without_keops_fails_and_says_why(capsys):
+    # The exercise is about KeOps: the right step from a stored torch kernel matrix is not a
+    # solution (the KeOps solutions pass: test_keops_solutions_pass).
+    assert ck.check_keops_meanshift_step(step) is False
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.startswith("✗") for line in lines)
+    assert all("no KeOps reduction ran" in line and "LazyTensor" in line for line in lines)
 
 
 def assign_chunked(x, c):
@@ -145,3 +147,15 @@ def test_keops_expanded_formula_fails_far_from_the_origin(LazyTensor, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("✓") and "k=13" in line for line in lines)
     assert any(line.startswith("✗") and "compute (x - c)^2 directly" in line for line in lines)
+
+
+def test_keops_meanshift_beside_a_stored_matrix_fails(LazyTensor, capsys):
+    # A KeOps reduction for show (the notebook's formula, compiled), the step from torch's matrix.
+    def for_show(p, x, h):
+        p_i, x_j = LazyTensor(p[:, None, :]), LazyTensor(x[None, :, :])
+        (-((p_i - x_j) ** 2).sum(-1) / (2.0 * h * h)).sumsoftmaxweight(x_j, dim=1)
+        return step(p, x, h)
+
+    assert ck.check_keops_meanshift_step(for_show) is False
+    failed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗")]
+    assert len(failed) == 2 and all("kernel matrix was stored" in f for f in failed)
