@@ -4,6 +4,7 @@ what is missing. Also: the watch they use, and ``plotting.animate_kmeans``."""
 
 from __future__ import annotations
 
+import gc
 import math
 
 import matplotlib
@@ -338,6 +339,8 @@ def test_animate_kmeans_from_a_history_of_states():
     colours = pts.get_facecolors()
     np.testing.assert_allclose(colours[a], colours[b])
     plt.close(fig)
+    del anim, fig, ax
+    gc.collect()  # deleted here, where the filter above applies, not during a later test
 
 
 @pytest.mark.filterwarnings("ignore:Animation was deleted without rendering")
