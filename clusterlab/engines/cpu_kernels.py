@@ -276,8 +276,9 @@ def torch_threads(*, work=0):
     of them is an OpenMP region, and on a busy machine each region waits for its slowest
     thread's time slice. ``torch.get_num_threads()`` is the most; fewer while other
     processes keep the CPUs busy, unless ``work`` (the multiply-adds inside) is at least
-    :data:`BIG_WORK`. Restored on exit. Results do not change: torch's CPU kernels split
-    rows, not the terms of one sum, between threads.
+    :data:`BIG_WORK`. Restored on exit. Only for operations whose results do not depend
+    on the number of threads: mean shift's products and row-wise sums give each row's
+    sum to one thread (tested); a reduction over rows (``x.sum(0)``) may round differently.
     """
     import torch
 
