@@ -84,6 +84,9 @@ def run_one(path: Path) -> float:
 
 def main(argv: list[str]) -> int:
     os.environ.update(ENV)
+    # a non-interactive backend (MPLBACKEND=Agg, as in `make test`) would make plt.show() a
+    # no-op in the kernel, and the stored notebooks would lose their figures
+    os.environ.pop("MPLBACKEND", None)
     paths = [Path(a).resolve() for a in argv] or sorted(NOTEBOOKS.glob("*.ipynb"))
     if not paths:
         print(f"no notebooks in {NOTEBOOKS}")

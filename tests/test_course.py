@@ -93,3 +93,13 @@ def test_readme_quickstart_prints_what_the_readme_says():
     assert len(got) == len(want), (buf.getvalue(), expected)
     for g, w in zip(got, want, strict=True):
         assert g == (pytest.approx(w, rel=1e-6) if isinstance(w, float) else w), (buf.getvalue(), expected)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_shown_is_stored(path):
+    # a notebook re-executed with a non-interactive matplotlib backend keeps no figures
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] == "code" and "plt.show()" in "".join(cell["source"]):
+            assert any("image/png" in out.get("data", {}) for out in cell.get("outputs", [])), (
+                f"{path.name}, cell {i}: plt.show() but no stored figure (re-execute with "
+                "scripts/run_notebooks.py, which keeps the inline backend)")
