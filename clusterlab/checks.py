@@ -987,10 +987,26 @@ def check_batched_step(fn):
         return make
 
     def call(points, data, h, batch):
-        return _largest_tensor(fn, points, data, h, batch)
+        import tracemalloc
+
+        # a first, untraced run: imports and caches (torch's dispatch machinery, the
+        # learner's own) allocate once, and would count as the step's memory
+        _largest_tensor(fn, points, data, h, batch)
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start()
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        try:
+            new, largest = _largest_tensor(fn, points, data, h, batch)
+        finally:  # NumPy's arrays are traced too: a block built in NumPy counts
+            peak = max(tracemalloc.get_traced_memory()[1] - before, 0)
+            if started:
+                tracemalloc.stop()
+        return new, largest, peak
 
     def judge(out, points, data, h, batch):
-        new, largest = out
+        new, largest, peak = out
         problem = _torch_step_problem(new, points, data, h)
         if problem:
             return problem
@@ -1001,6 +1017,12 @@ def check_batched_step(fn):
             return (
                 f"a torch operation made a tensor of {largest:,} numbers, as many as the whole "
                 f"(m, n) = ({m}, {n}) block or more: the step was not batched; with "
+                f"batch_size={batch} build one ({batch}, {n}) block at a time"
+            )
+        if peak >= 4 * m * n:
+            return (
+                f"{peak:,} bytes of NumPy arrays were allocated at once, as much as the whole "
+                f"(m, n) = ({m}, {n}) block in float32 or more: the step was not batched; with "
                 f"batch_size={batch} build one ({batch}, {n}) block at a time"
             )
         return None

@@ -60,6 +60,34 @@ def test_batched_step_fails_an_unbatched_solution(capsys):
     assert "✓ check_batched_step — batch_size=500 >= 160 points: one batch" in out
 
 
+def unbatched_numpy(points, data, h, b):
+    # The whole (m, n) block built in NumPy (float64), the result handed back as a tensor.
+    p, x = points.numpy().astype(np.float64), data.numpy().astype(np.float64)
+    d2 = ((p[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # (m, n)
+    w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * h * h))
+    return torch.from_numpy((w @ x) / w.sum(1, keepdims=True)).to(points.dtype)
+
+
+def batched_numpy(points, data, h, b):
+    x = data.numpy().astype(np.float64)
+    out = []
+    for s in range(0, len(points), b):
+        p = points[s : s + b].numpy().astype(np.float64)
+        d2 = ((p[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # (b, n)
+        w = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * h * h))
+        out.append((w @ x) / w.sum(1, keepdims=True))
+    return torch.from_numpy(np.concatenate(out)).to(points.dtype)
+
+
+def test_batched_step_watches_numpy_blocks_too(capsys):
+    assert ck.check_batched_step(batched_numpy) is True
+    assert "✗" not in capsys.readouterr().out
+    assert ck.check_batched_step(unbatched_numpy) is False
+    out = capsys.readouterr().out
+    assert "bytes of NumPy arrays" in out and "not batched" in out
+    assert "✓ check_batched_step — batch_size=500 >= 160 points: one batch" in out
+
+
 def test_batched_step_fails_wrong_numbers_and_types(capsys):
     assert ck.check_batched_step(batched_wrong) is False
     assert "new points differs" in capsys.readouterr().out
