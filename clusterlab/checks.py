@@ -987,23 +987,12 @@ def check_batched_step(fn):
         return make
 
     def call(points, data, h, batch):
-        import tracemalloc
-
-        # a first, untraced run: imports and caches (torch's dispatch machinery, the
+        # a first, unwatched run: imports and caches (torch's dispatch machinery, the
         # learner's own) allocate once, and would count as the step's memory
         _largest_tensor(fn, points, data, h, batch)
-        started = not tracemalloc.is_tracing()
-        if started:
-            tracemalloc.start()
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        try:
-            new, largest = _largest_tensor(fn, points, data, h, batch)
-        finally:  # NumPy's arrays are traced too: a block built in NumPy counts
-            peak = max(tracemalloc.get_traced_memory()[1] - before, 0)
-            if started:
-                tracemalloc.stop()
-        return new, largest, peak
+        info = _traced(_largest_tensor, fn, points, data, h, batch)  # NumPy's arrays count too
+        new, largest = info["out"]
+        return new, largest, info["peak"]
 
     def judge(out, points, data, h, batch):
         new, largest, peak = out

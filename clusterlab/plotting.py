@@ -745,11 +745,7 @@ def animate_kmeans(
         raise ValueError("centroids must hold finite real numbers")
     cents = cents.astype(np.float64)
     if labels is None:
-        lab = np.empty((t, n), dtype=np.int64)
-        for i in range(t):
-            for s in range(0, n, 4096):  # (rows, k) blocks: memory bounded for any n
-                block = pts[s : s + 4096].astype(np.float64)
-                lab[i, s : s + 4096] = ((block[:, None, :] - cents[i][None]) ** 2).sum(2).argmin(1)
+        lab = np.stack([_nearest(pts, cents[i]) for i in range(t)])
     else:
         lab = _frames("labels", labels, f"({n},)")
         if lab.ndim != 2 or lab.shape != (t, n):
@@ -770,11 +766,7 @@ def animate_kmeans(
             for i in range(t)
         ]
     else:
-        if isinstance(titles, str) or not hasattr(titles, "__len__") or len(titles) != t:
-            raise ValueError(f"titles must be a sequence of {t} strings (one per frame), got {titles!r}")
-        if not all(isinstance(s, str) for s in titles):
-            raise TypeError("titles must hold strings")
-        titles = list(titles)
+        titles = _frame_titles(titles, t)
     interval = check_int(interval, "interval", low=1)
     if not isinstance(trail, (bool, np.bool_)):
         raise TypeError(f"trail must be True or False, got {trail!r}")
@@ -786,10 +778,7 @@ def animate_kmeans(
         pts, lab = pts[idx], lab[:, idx]
 
     from matplotlib.animation import FuncAnimation
-    both = np.concatenate([pts[:, :2], cents[:, :, :2].reshape(-1, 2)])
-    lo, hi = both.min(0), both.max(0)
-    pad = 0.05 * np.maximum(hi - lo, 1e-12)
-    limits = (lo - pad, hi + pad)
+    lo, hi = _padded_limits(pts, cents)
 
     def draw(i):
         ax.clear()
@@ -802,13 +791,38 @@ def animate_kmeans(
             title=titles[i],
             max_points=max(len(pts), 1),
         )
-        ax.set_xlim(limits[0][0], limits[1][0])
-        ax.set_ylim(limits[0][1], limits[1][1])
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
         ax.set_aspect("equal", adjustable="box")
         return ()
 
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.9)
     return FuncAnimation(fig, draw, frames=t, interval=interval, blit=False)
+
+
+def _nearest(points, centres):
+    """(n,) index of each point's nearest centre: the package's NumPy assignment (blocked)."""
+    from clusterlab.kmeans import assign
+
+    return np.asarray(assign(np.asarray(points, dtype=np.float64),
+                             np.asarray(centres, dtype=np.float64), backend="numpy")[1])
+
+
+def _frame_titles(titles, t):
+    """``titles`` checked to be ``t`` strings, one per frame, as a list."""
+    if isinstance(titles, str) or not hasattr(titles, "__len__") or len(titles) != t:
+        raise ValueError(f"titles must be a sequence of {t} strings (one per frame), got {titles!r}")
+    if not all(isinstance(s, str) for s in titles):
+        raise TypeError("titles must hold strings")
+    return list(titles)
+
+
+def _padded_limits(*arrays):
+    """(lo, hi) of the first two coordinates over every frame of ``arrays``, 5 % padded:
+    fixed axes, so that an animation does not rescale from frame to frame."""
+    both = np.concatenate([np.asarray(a)[..., :2].reshape(-1, 2) for a in arrays])
+    lo, hi = both.min(0), both.max(0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    return lo - pad, hi + pad
 
 
 def _animation_figure(figsize, dpi):
@@ -929,10 +943,7 @@ def animate_meanshift(
                 f"values from {int(lab.min())} to {int(lab.max())}"
             )
     elif cents is not None:
-        lab = np.empty(n, dtype=np.int64)
-        for s in range(0, n, 4096):  # (rows, m) blocks: memory bounded for any n
-            block = traj[-1, s : s + 4096]
-            lab[s : s + 4096] = ((block[:, None, :] - cents[None]) ** 2).sum(2).argmin(1)
+        lab = _nearest(traj[-1], cents)
     else:
         lab = np.zeros(n, dtype=np.int64)
     if titles is None:
@@ -943,13 +954,7 @@ def animate_meanshift(
             f"step {i}: median move {moved[i]:.2g}" for i in range(1, t)
         ]
     else:
-        if isinstance(titles, str) or not hasattr(titles, "__len__") or len(titles) != t:
-            raise ValueError(
-                f"titles must be a sequence of {t} strings (one per frame), got {titles!r}"
-            )
-        if not all(isinstance(s, str) for s in titles):
-            raise TypeError("titles must hold strings")
-        titles = list(titles)
+        titles = _frame_titles(titles, t)
     interval = check_int(interval, "interval", low=1)
     trails = check_int(trails, "trails", low=0)
     max_points = check_int(max_points, "max_points", low=1)
@@ -961,12 +966,7 @@ def animate_meanshift(
     data, traj, lab = data[idx], traj[:, idx], lab[idx]
     path_idx = rng.choice(len(idx), size=min(trails, len(idx)), replace=False)
     colors = _label_colors(lab)
-    parts = [data[:, :2], traj[:, :, :2].reshape(-1, 2)]
-    if cents is not None:
-        parts.append(cents[:, :2])
-    both = np.concatenate(parts)
-    lo, hi = both.min(0), both.max(0)
-    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    lo, hi = _padded_limits(data, traj, *(() if cents is None else (cents,)))
     size = float(np.clip(3000.0 / max(len(idx), 1), 2.0, 30.0))
 
     ax.scatter(data[:, 0], data[:, 1], s=size, color="lightgray", linewidths=0, zorder=1)
@@ -988,8 +988,7 @@ def animate_meanshift(
             linewidths=1.5,
             zorder=3,
         )
-    ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
-    ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.set_aspect("equal", adjustable="box")
     title = ax.set_title(titles[0], fontsize=10)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.9)
