@@ -20,7 +20,6 @@ Two details keep results right:
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import warnings
@@ -555,39 +554,6 @@ def _torch(what: str):
     return torch
 
 
-@contextlib.contextmanager
-def _cpu_threads(torch, eng, work, *, by_load=True):
-    """torch's threads on a CPU inside the block, for loops of many small operations.
-
-    Every torch operation on a CPU is an OpenMP region; with other processes on the
-    cores, a 2-thread region over a (1500, 6) block was measured at 25 ms instead of
-    0.2 ms on one thread (see :mod:`clusterlab.engines.cpu_kernels`). Unless ``work``
-    (multiply-adds per step) reaches :data:`~clusterlab.engines.cpu_kernels.BIG_WORK`,
-    the block runs on the threads that
-    :func:`~clusterlab.engines.cpu_kernels.threads_for` finds free (``by_load``: for
-    operations whose results do not depend on the number of threads; the block gets a
-    function that measures again, to call once per step, as the first measurement of
-    a process sees no load), or on one thread (when the results would depend on it:
-    torch's reductions and BLAS round differently with another number of threads, and
-    the machine's load must not change a result). torch's setting is restored on exit.
-    """
-    from clusterlab.engines import cpu_kernels
-
-    before = torch.get_num_threads()
-    small = eng.device_type == "cpu" and work < cpu_kernels.BIG_WORK
-
-    def adjust():
-        if small:
-            torch.set_num_threads(cpu_kernels.threads_for(before) if by_load else 1)
-
-    adjust()
-    try:
-        yield adjust if by_load else (lambda: None)
-    finally:
-        if small:
-            torch.set_num_threads(before)
-
-
 def _initial(eng, xp, k, w, rng, init, given, offset, x_sq):
     """Initial centroids in the prepared (centred) frame, exactly as :func:`kmeans` draws them."""
     if given is not None:
@@ -755,6 +721,7 @@ def soft_kmeans(
     w = check_weights(weights, x)
     given = _check_init(init, x, k)
     torch = _torch("soft_kmeans")
+    from clusterlab.engines import cpu_kernels  # numba: imported on use
     f = _scale.factor(x)
     if f != 1.0:  # far from 1: optimise on x * 2**e (exact) and scale the results back
         res = soft_kmeans(
@@ -782,7 +749,8 @@ def soft_kmeans(
     scale = 1.0 / (total_w * var)  # the loss optimised is dimensionless: mean loss / s**2
     stats, marks, start = [], [], eng.mark()
     # one thread on a CPU unless a step is big: the same result whatever the load
-    with torch.enable_grad(), _cpu_threads(torch, eng, n * k * d, by_load=False):
+    with torch.enable_grad(), cpu_kernels.torch_threads(
+            work=n * k * d, by_load=False, device_type=eng.device_type):
         for _ in range(max_iter):
             opt.zero_grad()
             soft = hard = torch.zeros((), dtype=torch.float64, device=xp.device)
@@ -1088,6 +1056,7 @@ def minibatch_kmeans(
     step = check_rows(1024 if batch_size is None else batch_size, "batch_size", n)
     given = _check_init(init, x, k)
     torch = _torch("minibatch_kmeans")
+    from clusterlab.engines import cpu_kernels  # numba: imported on use
     f = _scale.factor(x)
     if f != 1.0:  # far from 1: cluster x * 2**e (exact) and scale the results back
         res = minibatch_kmeans(
@@ -1119,7 +1088,7 @@ def minibatch_kmeans(
         for b in itertools.chain(taken, first_epoch) if e == 0 else (b for (b,) in loader):
             yield eng.from_input(b)
 
-    with _cpu_threads(torch, eng, step * k * d) as adjust_threads:
+    with cpu_kernels.torch_threads(work=step * k * d, device_type=eng.device_type) as adjust_threads:
         c, stats, start, marks = _sculley(eng, c, epoch, n_epochs, chunk_size, adjust_threads)
         # one pass of the assignment over all the rows, as kmeans scores its result
         dist, labels = eng.assign(xp, c, metric="euclidean", x_sq=x_sq, chunk_size=chunk_size)
@@ -1132,6 +1101,7 @@ def _minibatch_loader(loader, k, *, n_epochs, init, init_size, seed, device, bac
                       chunk_size):
     """:func:`minibatch_kmeans` over a DataLoader (arguments checked)."""
     torch = _torch("minibatch_kmeans")
+    from clusterlab.engines import cpu_kernels  # numba: imported on use
     if device is not None:
         try:
             device = torch.device(device)
@@ -1163,7 +1133,8 @@ def _minibatch_loader(loader, k, *, n_epochs, init, init_size, seed, device, bac
         for b in batches:
             yield eng.from_input(b) - offset
 
-    with _cpu_threads(torch, eng, len(first) * k * d) as adjust_threads:
+    with cpu_kernels.torch_threads(work=len(first) * k * d,
+                                   device_type=eng.device_type) as adjust_threads:
         c, stats, start, marks = _sculley(eng, c, epoch, n_epochs, chunk_size, adjust_threads)
         inertia = eng.total(c[:1, 0]) * 0  # one pass of the loader with the final centroids
         for bp in epoch(1):

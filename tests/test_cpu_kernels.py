@@ -272,3 +272,25 @@ def test_mean_shift_on_a_busy_cpu_runs_torch_on_the_free_threads(monkeypatch):
     assert torch.equal(busy.points, quiet.points)  # the same numbers on fewer threads
     with cpu_kernels.torch_threads(work=cpu_kernels.BIG_WORK):  # a big step keeps its threads
         assert torch.get_num_threads() == before
+
+
+def test_torch_threads_by_load_one_thread_or_untouched(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: n)  # a quiet machine
+    with cpu_kernels.torch_threads(work=10, by_load=False) as adjust:
+        # results that depend on the thread count: one thread, whatever the load
+        assert torch.get_num_threads() == 1
+        adjust()
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: 1)  # a busy machine
+    with cpu_kernels.torch_threads(work=10, device_type="cuda"):  # not a CPU: untouched
+        assert torch.get_num_threads() == before
+    with cpu_kernels.torch_threads(work=10) as adjust:
+        assert torch.get_num_threads() == 1
+        monkeypatch.setattr(cpu_kernels, "threads_for", lambda n: n)  # the load went away
+        adjust()
+        assert torch.get_num_threads() == before
+    assert torch.get_num_threads() == before

@@ -268,28 +268,42 @@ def parallel_threads(n: int, *, work=0, busy=True):
 
 
 @contextlib.contextmanager
-def torch_threads(*, work=0):
-    """Inside the block, torch's own CPU operations use the threads the machine has free.
+def torch_threads(*, work=0, by_load=True, device_type="cpu"):
+    """torch's own CPU operations inside the block on the threads the machine has free.
 
-    The same choice as :func:`parallel_threads` makes for numba's loops, for code that
-    runs torch operations (mean shift's blocks of products, exponentials and sums): each
-    of them is an OpenMP region, and on a busy machine each region waits for its slowest
-    thread's time slice. ``torch.get_num_threads()`` is the most; fewer while other
-    processes keep the CPUs busy, unless ``work`` (the multiply-adds inside) is at least
-    :data:`BIG_WORK`. Restored on exit. Only for operations whose results do not depend
-    on the number of threads: mean shift's products and row-wise sums give each row's
-    sum to one thread (tested); a reduction over rows (``x.sum(0)``) may round differently.
+    For loops of many small torch operations (mean shift's blocks, soft and mini-batch
+    k-means's steps): each of them is an OpenMP region, and on a busy machine each region
+    waits for its slowest thread's time slice — a 2-thread region over a (1500, 6) block
+    was measured at 25 ms instead of 0.2 ms on one thread. The same choice as
+    :func:`parallel_threads` makes for numba's loops: ``torch.get_num_threads()`` at most,
+    fewer while other processes keep the CPUs busy (:func:`threads_for`), unless ``work``
+    (the multiply-adds of one step) is at least :data:`BIG_WORK` or ``device_type`` is not
+    ``"cpu"`` (then nothing changes).
+
+    ``by_load=True`` is for operations whose results do not depend on the number of threads
+    (mean shift's products and row-wise sums give each row to one thread; tested); the
+    block gets a function that measures the load again, to call once per step (the first
+    measurement of a process sees no load). ``by_load=False`` runs a small block on one
+    thread: for reductions over rows and BLAS calls that round differently with another
+    number of threads, whose result must not depend on the machine's load. torch's setting
+    is restored on exit.
     """
     import torch
 
     before = torch.get_num_threads()
-    want = before if work >= BIG_WORK else threads_for(before)
-    if want != before:
-        torch.set_num_threads(want)
+    small = device_type == "cpu" and work < BIG_WORK
+
+    def adjust():
+        want = threads_for(before) if by_load else 1
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+
+    if small:
+        adjust()
     try:
-        yield
+        yield adjust if small and by_load else (lambda: None)
     finally:
-        if want != before:
+        if small and torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
 

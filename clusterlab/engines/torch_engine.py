@@ -180,12 +180,11 @@ class TorchEngine(Engine):
                                x_sq=self.row_sqnorms(xr), chunk_size=chunk_size)
 
     def _shift(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
-        if self.device_type == "cpu":
-            # torch's CPU regions on the threads that other processes leave free
-            with cpu_kernels.torch_threads(work=y.shape[0] * x.shape[0] * x.shape[1]):
-                return self._shift_blocks(y, x, bandwidth, kernel=kernel, x_sq=x_sq,
-                                          chunk_size=chunk_size)
-        return self._shift_blocks(y, x, bandwidth, kernel=kernel, x_sq=x_sq, chunk_size=chunk_size)
+        # on a CPU, torch's regions on the threads that other processes leave free
+        with cpu_kernels.torch_threads(work=y.shape[0] * x.shape[0] * x.shape[1],
+                                       device_type=self.device_type):
+            return self._shift_blocks(y, x, bandwidth, kernel=kernel, x_sq=x_sq,
+                                      chunk_size=chunk_size)
 
     def _shift_blocks(self, y, x, bandwidth, *, kernel="gaussian", x_sq=None, chunk_size=None):
         m, n = y.shape[0], x.shape[0]
