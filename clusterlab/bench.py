@@ -421,7 +421,7 @@ def plot_result(result, path):
     return path
 
 
-def recorded(kind=None, *, folder=None, prefer="cuda", name=None):
+def recorded(kind=None, *, folder=None, prefer="cuda", name=None, engines=None):
     """The latest course record in ``data/benchmarks/`` (or the one named), as printable tables.
 
     A course record is a run at the default sizes with every engine, the default
@@ -441,6 +441,11 @@ def recorded(kind=None, *, folder=None, prefer="cuda", name=None):
     name : str, optional
         The file name (in ``folder``) of the record to show, course record or not;
         ``prefer`` is then not used.
+    engines : sequence of str, optional
+        Only the rows of these engines (names as in the tables' first column, e.g.
+        ``("clusterlab-torch", "faiss")``): what a lesson compares. A table left with fewer
+        than two of them (nothing to compare) is left out, and so are the skipped-peer
+        lines of other engines.
 
     Returns
     -------
@@ -475,8 +480,23 @@ def recorded(kind=None, *, folder=None, prefer="cuda", name=None):
     date, fname, rec = (same or records)[-1]
     if kind is not None:
         rec = {"meta": rec["meta"], kind: rec.get(kind, [])}
+    if engines is not None:
+        rec = _only_engines(rec, engines)
     note = "" if same or name is not None else f"(no {prefer} record yet; showing the latest of any device)\n"
     return f"{note}recorded in data/benchmarks/{fname} by `{rec['meta'].get('command', '')}`\n" + format_tables(rec)
+
+
+def _only_engines(rec, engines):
+    """The record with only the rows of ``engines``, and only the tables that compare two."""
+    if isinstance(engines, str) or not all(isinstance(e, str) for e in engines):
+        raise TypeError(f"engines must be a sequence of engine names (str), got {engines!r}")
+    wanted = set(engines)
+    out = dict(rec, skipped=[sk for sk in rec.get("skipped", []) if sk["engine"] in wanted])
+    for kind in ("kmeans", "meanshift"):
+        if kind in rec:
+            tables = [[r for r in table if r["engine"] in wanted] for table in rec[kind]]
+            out[kind] = [t for t in tables if len(t) >= min(2, len(wanted))]
+    return out
 
 
 def is_course_record(meta) -> bool:

@@ -67,7 +67,6 @@ __all__ = [
     "run_comparison",
     "same_yardstick",
     "sklearn_kmeans",
-    "trim_record",
 ]
 
 #: The implementations :func:`run_comparison` knows.
@@ -1129,46 +1128,3 @@ def ivf_recall(x, queries, centroids, *, nprobe_values=None, k_neighbors=10):
             }
         )
     return out
-
-
-def trim_record(text, engines):
-    """The parts of a benchmark record (the text of ``cl.bench.recorded``) a lesson needs.
-
-    Keeps the lines that say which record it is and where it ran (``(no ... record
-    yet ...)``, ``recorded in ...``, ``device: ...``), and of each table its title, its
-    header and the rows of ``engines``. A table with fewer than two of them (nothing to
-    compare) is left out, and so are the versions, the date and the notes.
-
-    Parameters
-    ----------
-    text : str
-        What ``cl.bench.recorded(...)`` returned.
-    engines : sequence of str
-        Engine names as in the tables' first column, e.g. ``("clusterlab-torch", "faiss")``.
-
-    Returns
-    -------
-    str
-        The trimmed text; ``text`` itself when it holds no table (nothing recorded yet).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str (from cl.bench.recorded), got {type(text).__name__}")
-    if isinstance(engines, str) or not all(isinstance(e, str) for e in engines):
-        raise TypeError(f"engines must be a sequence of engine names (str), got {engines!r}")
-    wanted = set(engines)
-    lines = text.splitlines()
-    if not any(line.startswith("| engine |") for line in lines):
-        return text
-    head = [line for line in lines if line.startswith(("(no ", "recorded in ", "device: "))]
-    out, table, title = head, [], ""
-    for line in lines + [""]:
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        if table:  # a table ended: keep its title, header, separator and wanted rows
-            rows = [row for row in table[2:] if row.split("|")[1].strip() in wanted]
-            if len(rows) >= min(2, len(wanted)):  # a comparison, not one engine alone
-                out += ["", title, *table[:2], *rows]
-            table = []
-        title = line
-    return "\n".join(out)

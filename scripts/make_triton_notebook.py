@@ -202,11 +202,9 @@ else:
     records = [json.loads(p.read_text()) for p in sorted(Path("../data/benchmarks").glob("*.json"))]
     gpu = [r for r in records if r.get("meta", {}).get("device_type") == "cuda"]
     if gpu:
-        from clusterlab.compare import trim_record
-
-        print(trim_record(cl.bench.recorded("kmeans", prefer="cuda"),
-                          ("clusterlab-triton", "clusterlab-torch", "flash-kmeans",
-                           "fast-pytorch-kmeans", "faiss-gpu")))
+        print(cl.bench.recorded("kmeans", prefer="cuda",
+                                engines=("clusterlab-triton", "clusterlab-torch", "flash-kmeans",
+                                         "fast-pytorch-kmeans", "faiss-gpu")))
     else:
         print("No GPU run is recorded yet: the interpreter checks correctness only. On a GPU,\n"
               "scripts/device_check.sh records the k-means benchmark with backend='triton'\n"

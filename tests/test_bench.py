@@ -411,3 +411,20 @@ def test_sizes_for_one_algorithm_run_only_its_tables(tmp_path, monkeypatch):
     assert (len(tables["k"]["kmeans"]), len(tables["k"]["meanshift"])) == (1, 0)
     assert (len(tables["m"]["kmeans"]), len(tables["m"]["meanshift"])) == (0, 1)
     assert (len(tables["b"]["kmeans"]), len(tables["b"]["meanshift"])) == (1, 1)
+
+
+def test_recorded_engines_keeps_the_rows_a_lesson_compares(tmp_path, monkeypatch):
+    _tiny_defaults(monkeypatch)
+    bench.main(["--repeat", "1", "--device", "cpu", "--out", str(tmp_path / "a.json")])
+    full = bench.recorded("kmeans", folder=tmp_path)
+    assert "| clusterlab-numpy |" in full
+    text = bench.recorded("kmeans", folder=tmp_path, engines=("clusterlab-torch",))
+    assert "| clusterlab-torch |" in text and "| clusterlab-numpy |" not in text
+    assert text.splitlines()[:3] == full.splitlines()[:3]  # which record, where and when
+    # a table left with one of two wanted engines compares nothing: left out
+    none = bench.recorded("kmeans", folder=tmp_path, engines=("clusterlab-torch", "faiss"))
+    assert "| engine |" not in none and "recorded in" in none
+    both = bench.recorded(folder=tmp_path, engines=("clusterlab-torch", "clusterlab-numpy"))
+    assert both.count("| clusterlab-numpy |") == 2  # the k-means and the mean-shift table
+    with pytest.raises(TypeError, match="engines must be a sequence"):
+        bench.recorded(folder=tmp_path, engines="faiss")
