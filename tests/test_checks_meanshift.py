@@ -49,7 +49,7 @@ def test_batched_step_passes_batched_solutions(capsys):
     assert ck.check_batched_step(batched) is True
     assert ck.check_batched_step(batched_broadcast) is True
     out = capsys.readouterr().out
-    assert "✗" not in out and out.count("✓") == 6
+    assert "✗" not in out and out.count("✓") == 8
 
 
 def test_batched_step_fails_an_unbatched_solution(capsys):
